@@ -1,0 +1,25 @@
+"""Wave-ViT for Keras 3: wavelet layers, the model family and tools."""
+
+from keras_wavevit.attention import Attention, ClassAttention, WaveAttention
+from keras_wavevit.blocks import (
+    Block,
+    ClassBlock,
+    DownSample,
+    MeanClassToken,
+    MixFFN,
+    Stem,
+    TokenLabelHead,
+)
+from keras_wavevit.model import (
+    VARIANTS,
+    WaveViT,
+    WaveViTBase,
+    WaveViTLarge,
+    WaveViTSmall,
+    WaveViTTiny,
+    build_variant,
+    required_input_multiple,
+)
+from keras_wavevit.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
+
+__version__ = "0.1.0"

@@ -1,0 +1,38 @@
+"""Packaging for keras-wavevit."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-wavevit",
+    version="0.1.0",
+    description="Wave-ViT (ECCV 2022) for Keras 3 / TensorFlow: wavelet layers, "
+    "models, official-weight converter, training recipe and SavedModel export.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["keras_wavevit", "keras_wavevit.*"]),
+    include_package_data=True,
+    package_data={"keras_wavevit": ["sample_data/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "pywavelets",
+        "tensorflow-datasets",
+        "numpy",
+    ],
+    extras_require={
+        "cuda": ["tensorflow[and-cuda]>=2.16"],
+        # Reading official PyTorch checkpoints (.pth) and .safetensors files.
+        "convert": ["torch", "safetensors"],
+        # matplotlib draws the learning curves, prediction grid and figures.
+        "plots": ["matplotlib"],
+        "dev": ["pytest", "hypothesis", "matplotlib"],
+    },
+    entry_points={"console_scripts": ["keras-wavevit=keras_wavevit.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
