@@ -1,8 +1,7 @@
 """The `keras-wavevit` command: train, evaluate, export and convert.
 
 Each subcommand lives in the module that does the work; that module exposes
-`configure_parser(parser)` and `run(args)`, and is imported only when its
-subcommand runs, so `keras-wavevit convert` never loads the training code.
+`configure_parser(parser)` (its arguments) and `run(args)` (the work).
 """
 
 import argparse
