@@ -226,7 +226,7 @@ class WaveAttention(_KeyValueAttentionBase):
         self.reduce_conv.build(input_shape)
         self.reduce_bn.build(reduced_shape)
         self.dwt.build(reduced_shape)
-        self.filter_conv.build(subband_shape)
+        self.filter_conv.build(self.filter_pad.compute_output_shape(subband_shape))
         self.filter_bn.build(subband_shape)
         self.idwt.build(subband_shape)
         if self.kv_embed is not None:
