@@ -6,6 +6,8 @@ inside, so every size (square or not, known or not at build time) works.
 Sublayer names mirror the official PyTorch module names.
 """
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -30,9 +32,17 @@ def conv_initializer():
     )
 
 
+def is_positive_int(value):
+    """Whether `value` is an integer >= 1 (Python or NumPy; not a bool)."""
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return integer and value >= 1
+
+
 def validate_heads(dim, num_heads):
     """Raises ValueError unless `dim` splits evenly into `num_heads` heads."""
-    if num_heads < 1:
+    if not is_positive_int(dim):
+        raise ValueError(f"dim must be a positive integer; received dim={dim!r}.")
+    if not is_positive_int(num_heads):
         raise ValueError(f"num_heads must be >= 1; received num_heads={num_heads}.")
     if dim % num_heads:
         raise ValueError(
@@ -186,8 +196,10 @@ class WaveAttention(_KeyValueAttentionBase):
                 f"dim must be divisible by 4 for the wavelet branch "
                 f"(dim // 4 channels); received dim={dim}."
             )
-        if sr_ratio < 1:
-            raise ValueError(f"sr_ratio must be >= 1; received sr_ratio={sr_ratio}.")
+        if not is_positive_int(sr_ratio):
+            raise ValueError(
+                f"sr_ratio must be an integer >= 1; received sr_ratio={sr_ratio!r}."
+            )
         self.sr_ratio = sr_ratio
         policy = self.dtype_policy
         dense = dict(dtype=policy, kernel_initializer=dense_initializer())

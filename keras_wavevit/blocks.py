@@ -5,6 +5,8 @@ Feature maps are NHWC; sublayer names mirror the official PyTorch modules
 ...), so `convert.py` maps official weights with a readable table.
 """
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -17,6 +19,7 @@ from keras_wavevit.attention import (
     WaveAttention,
     conv_initializer,
     dense_initializer,
+    is_positive_int,
 )
 
 # The `norm_layer` of the official model (block norms, stage norms, head).
@@ -36,6 +39,21 @@ def _check_map(input_shape, name, channels=None):
             f"{name} expects a feature map (batch, height, width, {expected}); "
             f"received shape {tuple(input_shape)}."
         )
+
+
+def check_positive(**values):
+    """Raises ValueError unless every keyword value is a positive number.
+
+    Integers are required except for names ending in `_ratio`.
+    """
+    for name, value in values.items():
+        if name.endswith("_ratio"):
+            valid = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            valid, kind = valid and value > 0, "a positive number"
+        else:
+            valid, kind = is_positive_int(value), "a positive integer"
+        if not valid:
+            raise ValueError(f"{name} must be {kind}; received {name}={value!r}.")
 
 
 def _downsampled(size, stride):
@@ -66,6 +84,7 @@ class Stem(keras.layers.Layer):
 
     def __init__(self, hidden_dim, dim, stride=4, **kwargs):
         super().__init__(**kwargs)
+        check_positive(hidden_dim=hidden_dim, dim=dim)
         if stride not in (2, 4):
             raise ValueError(f"Stem stride must be 2 or 4; received stride={stride}.")
         self.hidden_dim = hidden_dim
@@ -148,6 +167,7 @@ class DownSample(keras.layers.Layer):
 
     def __init__(self, dim, **kwargs):
         super().__init__(**kwargs)
+        check_positive(dim=dim)
         self.dim = dim
         policy = self.dtype_policy
         self.pad = keras.layers.ZeroPadding2D(1, dtype=policy, name="pad")
@@ -201,6 +221,7 @@ class MixFFN(keras.layers.Layer):
 
     def __init__(self, dim, hidden_dim, **kwargs):
         super().__init__(**kwargs)
+        check_positive(dim=dim, hidden_dim=hidden_dim)
         self.dim = dim
         self.hidden_dim = hidden_dim
         policy = self.dtype_policy
@@ -284,6 +305,11 @@ class Block(keras.layers.Layer):
             raise ValueError(
                 f"drop_path_rate must be in [0, 1); received drop_path_rate={drop_path_rate}."
             )
+        check_positive(mlp_ratio=mlp_ratio)
+        if not is_positive_int(sr_ratio):
+            raise ValueError(
+                f"sr_ratio must be an integer >= 1; received sr_ratio={sr_ratio!r}."
+            )
         self.dim = dim
         self.num_heads = num_heads
         self.mlp_ratio = mlp_ratio
@@ -355,6 +381,7 @@ class ClassBlock(keras.layers.Layer):
 
     def __init__(self, dim, num_heads, mlp_ratio, **kwargs):
         super().__init__(**kwargs)
+        check_positive(mlp_ratio=mlp_ratio)
         self.dim = dim
         self.num_heads = num_heads
         self.mlp_ratio = mlp_ratio

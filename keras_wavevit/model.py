@@ -7,6 +7,8 @@ optional `aux_head`).
 """
 
 import math
+import numbers
+import os
 
 import keras
 
@@ -23,6 +25,7 @@ from keras_wavevit.blocks import (
 NUM_STAGES = 4
 # Stages 1-2 use WaveAttention, stages 3-4 plain attention (as official).
 NUM_WAVE_STAGES = 2
+POOLINGS = (None, "avg", "cls")
 
 VARIANTS = {
     # A CIFAR-size model: the stem downsamples by 2, not 4, so a 32x32 image
@@ -99,6 +102,159 @@ def required_input_multiple(stem_stride, sr_ratios):
     return multiple
 
 
+@keras.saving.register_keras_serializable(package="keras_wavevit")
+class InputSizeCheck(keras.layers.Layer):
+    """Passes images through unchanged after checking their height and width.
+
+    Wave-ViT needs height and width divisible by `multiple` (see
+    `required_input_multiple`); other sizes would give silently wrong stage
+    grids. Sizes known when the model is traced are checked with a
+    `ValueError`; sizes only known at run time (`None` in `input_shape`)
+    are checked by a TensorFlow assertion that fails the step.
+
+    Args:
+        multiple: The number height and width must be multiples of.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = InputSizeCheck(multiple=16)
+    >>> layer(np.zeros((1, 32, 48, 3), "float32")).shape
+    TensorShape([1, 32, 48, 3])
+    """
+
+    def __init__(self, multiple, **kwargs):
+        super().__init__(**kwargs)
+        if not _is_int(multiple) or multiple < 1:
+            raise ValueError(
+                f"multiple must be a positive integer; received multiple={multiple!r}."
+            )
+        self.multiple = multiple
+
+    def _check_static(self, shape):
+        if len(shape) != 4:
+            raise ValueError(
+                f"Wave-ViT expects images (batch, height, width, channels); "
+                f"received input of rank {len(shape)} with shape {tuple(shape)}."
+            )
+        for axis_name, size in zip(("height", "width"), shape[1:3]):
+            if size is not None and size % self.multiple:
+                raise ValueError(
+                    f"Input {axis_name} must be a multiple of {self.multiple} for this "
+                    f"Wave-ViT configuration; received input shape {tuple(shape)} "
+                    f"({axis_name} {size})."
+                )
+
+    def build(self, input_shape):
+        self._check_static(input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        self._check_static(inputs.shape)
+        if None in inputs.shape[1:3] and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            size = tf.shape(inputs)[1:3]
+            tf.debugging.assert_equal(
+                size % self.multiple,
+                tf.zeros_like(size),
+                message=(
+                    f"Input height and width must be multiples of {self.multiple} "
+                    "for this Wave-ViT configuration"
+                ),
+            )
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["multiple"] = self.multiple
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_wavevit")
+class ClassTokenPool(keras.layers.Layer):
+    """Takes the class token (the first) of a token sequence.
+
+    Used by `WaveViT(include_top=False, pooling="cls")`: the class-attention
+    head's normalised class token is the image embedding.
+
+    Args:
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = ClassTokenPool()
+    >>> layer(np.zeros((2, 17, 32), "float32")).shape
+    TensorShape([2, 32])
+    """
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                "ClassTokenPool expects tokens (batch, 1 + tokens, channels); "
+                f"received shape {tuple(input_shape)}."
+            )
+        self.built = True
+
+    def call(self, inputs):
+        return inputs[:, 0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _validate_builder_args(
+    stem_hidden_dim, stem_stride, include_top, pooling, num_classes, token_label, weights
+):
+    if not _is_int(stem_hidden_dim) or stem_hidden_dim < 1:
+        raise ValueError(
+            "stem_hidden_dim must be a positive integer; received "
+            f"stem_hidden_dim={stem_hidden_dim!r}."
+        )
+    if stem_stride not in (2, 4):
+        raise ValueError(
+            f"stem_stride must be 2 or 4; received stem_stride={stem_stride!r}."
+        )
+    if not isinstance(include_top, bool):
+        raise ValueError(
+            f"include_top must be True or False; received include_top={include_top!r}."
+        )
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"pooling must be one of {list(POOLINGS)}; received pooling={pooling!r}."
+        )
+    if include_top and pooling is not None:
+        raise ValueError(
+            "pooling is only used with include_top=False (the classifier already "
+            f"pools the class token); received include_top=True, pooling={pooling!r}."
+        )
+    if include_top and (not _is_int(num_classes) or num_classes < 1):
+        raise ValueError(
+            f"num_classes must be a positive integer; received num_classes={num_classes!r}."
+        )
+    if token_label and not include_top:
+        raise ValueError(
+            "token_label adds a classifier head and needs include_top=True; "
+            "received include_top=False, token_label=True."
+        )
+    if weights is not None and not (
+        isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)
+    ):
+        raise ValueError(
+            "weights must be None or the path of an existing Keras weights file; "
+            f"received weights={weights!r}."
+        )
+
+
 def _validate_config(embed_dims, num_heads, mlp_ratios, depths, sr_ratios):
     lists = dict(
         embed_dims=embed_dims,
@@ -108,10 +264,22 @@ def _validate_config(embed_dims, num_heads, mlp_ratios, depths, sr_ratios):
         sr_ratios=sr_ratios,
     )
     for name, values in lists.items():
-        if len(values) != NUM_STAGES:
+        if not isinstance(values, (list, tuple)) or len(values) != NUM_STAGES:
             raise ValueError(
                 f"{name} must have one entry per stage ({NUM_STAGES}); "
-                f"received {name}={list(values)}."
+                f"received {name}={values!r}."
+            )
+        if name != "mlp_ratios" and not all(_is_int(value) for value in values):
+            raise ValueError(f"{name} must hold integers; received {name}={values!r}.")
+        if name == "mlp_ratios" and not all(
+            isinstance(value, numbers.Real) and not isinstance(value, bool)
+            for value in values
+        ):
+            raise ValueError(f"{name} must hold numbers; received {name}={values!r}.")
+    for stage, dim in enumerate(embed_dims):
+        if dim < 1:
+            raise ValueError(
+                f"embed_dims[{stage}] must be >= 1; received embed_dims={list(embed_dims)}."
             )
     for stage, (dim, heads) in enumerate(zip(embed_dims, num_heads)):
         if heads < 1 or dim % heads:
@@ -134,18 +302,45 @@ def _validate_config(embed_dims, num_heads, mlp_ratios, depths, sr_ratios):
 
 
 def _validate_input_shape(input_shape, multiple):
-    if len(input_shape) != 3 or input_shape[-1] is None:
+    if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
         raise ValueError(
-            "input_shape must be (height, width, channels) with known "
-            f"channels; received input_shape={tuple(input_shape)}."
+            "input_shape must be (height, width, channels), without the batch "
+            f"axis; received input_shape={input_shape!r}."
+        )
+    if not _is_int(input_shape[-1]) or input_shape[-1] < 1:
+        raise ValueError(
+            "input_shape must have a known, positive channel count; received "
+            f"input_shape={tuple(input_shape)}."
         )
     for axis_name, size in zip(("height", "width"), input_shape[:2]):
+        if size is not None and (not _is_int(size) or size < 1):
+            raise ValueError(
+                f"input_shape {axis_name} must be a positive integer or None; "
+                f"received input_shape={tuple(input_shape)}."
+            )
         if size is not None and size % multiple:
             raise ValueError(
                 f"Input {axis_name} must be a multiple of {multiple} for this "
                 f"Wave-ViT configuration; received input_shape="
                 f"{tuple(input_shape)} ({axis_name} {size})."
             )
+
+
+def feature_strides(stem_stride=4):
+    """The strides of the four pyramid maps relative to the input image.
+
+    Args:
+        stem_stride: Downsampling of the stem (4 official, 2 tiny).
+
+    Returns:
+        A dict `{"stage1": stem_stride, ..., "stage4": 8 * stem_stride}`.
+
+    Example:
+
+    >>> feature_strides(4)
+    {'stage1': 4, 'stage2': 8, 'stage3': 16, 'stage4': 32}
+    """
+    return {f"stage{stage + 1}": stem_stride * 2**stage for stage in range(NUM_STAGES)}
 
 
 def WaveViT(
@@ -163,41 +358,81 @@ def WaveViT(
     classifier_activation=None,
     token_label=False,
     drop_path_rate=0.0,
+    pooling=None,
     name="wave_vit",
 ):
     """Builds a functional Wave-ViT model of any configuration.
 
+    With `include_top=True` the model maps images to class logits. With
+    `include_top=False` it is a backbone:
+
+    - `pooling=None`: the multi-scale feature pyramid for FPN-style heads
+      (detection, segmentation), a dict of NHWC maps
+
+      | key | stride | channels | layer |
+      |---|---|---|---|
+      | `"stage1"` | `stem_stride` | `embed_dims[0]` | `norm1` |
+      | `"stage2"` | `2 * stem_stride` | `embed_dims[1]` | `norm2` |
+      | `"stage3"` | `4 * stem_stride` | `embed_dims[2]` | `norm3` |
+      | `"stage4"` | `8 * stem_stride` | `embed_dims[3]` | `norm4` |
+
+      (strides 4, 8, 16, 32 for S/B/L; `feature_strides(stem_stride)`).
+      Each map is the output of its stage's LayerNorm, exactly the activation
+      of the layer of that name in the classifier. An `(H, W)` input gives
+      stage `i` maps of size `(H / s_i, W / s_i)`; non-square and unknown
+      (`None`) sizes work. `list(model.output.values())` or
+      `[outputs[k] for k in ("stage1", ..., "stage4")]` gives the
+      fine-to-coarse list most FPN code takes.
+    - `pooling="avg"`: a `(batch, embed_dims[3])` vector, the global average
+      of the `"stage4"` map.
+    - `pooling="cls"`: a `(batch, embed_dims[3])` vector, the class-attention
+      head's normalised class token (the classifier's input; the head layers
+      `class_token`, `post_network_0`, `norm4` keep their classifier names,
+      so a classifier's weights load into this model by name).
+
+    Every argument is checked before any layer is created; invalid ones
+    raise a `ValueError` naming the argument and its value. Images with a
+    rank, channel count or size other than the model's raise a `ValueError`
+    when the model is called.
+
     Args:
-        embed_dims: Channels of the four stages.
-        num_heads: Attention heads of the four stages.
+        embed_dims: Channels of the four stages; stages 1-2 (wavelet
+            attention) need multiples of 4.
+        num_heads: Attention heads of the four stages; each must divide its
+            stage's `embed_dims`.
         mlp_ratios: FFN hidden width of each stage, as a multiple.
         depths: Number of blocks in each stage.
-        sr_ratios: Key/value embedding strides of the wavelet stages (1-2);
-            stages 3-4 use standard attention, their values must be 1.
+        sr_ratios: Key/value embedding strides of the wavelet stages (1-2),
+            each >= 1; stages 3-4 use standard attention, their values must
+            be 1.
         stem_hidden_dim: Channels of the stem convolutions.
         stem_stride: 4 (official) or 2 (small images).
-        include_top: With the classifier; without it the model returns the
-            feature pyramid `{"stage1": ..., "stage4": ...}` (NHWC maps at
-            strides `stem_stride * (1, 2, 4, 8)`).
+        include_top: With the classifier, or a backbone (see above).
         weights: `None` (random init) or the path of a Keras weights file
             (`.weights.h5`). Official PyTorch checkpoints load through
             `keras_wavevit.load_official_weights`.
-        input_shape: `(height, width, 3)`; `None` entries allow any size.
-            Defaults to `(224, 224, 3)`. Height and width must be multiples
-            of `required_input_multiple(stem_stride, sr_ratios)` (32 for the
-            official configs).
-        num_classes: Classes of the classifier.
+        input_shape: `(height, width, channels)`; `None` for height and width
+            allows any size. Defaults to `(224, 224, 3)`. Height and width
+            must be multiples of `required_input_multiple(stem_stride,
+            sr_ratios)` (32 for the official configs). Channels other than 3
+            are allowed for custom models.
+        num_classes: Classes of the classifier (`include_top=True` only).
         classifier_activation: Activation on the output (`None` = logits,
-            `"softmax"`); always computed in float32.
+            `"softmax"`); always computed in float32. Ignored without top.
         token_label: Adds the official auxiliary token head: logits are
             `head(cls) + 0.5 * max(aux_head(tokens))`. Needed to reproduce
-            the released checkpoints; off for training from scratch.
+            the released checkpoints; off for training from scratch. Needs
+            `include_top=True`.
         drop_path_rate: Stochastic depth rate, rising linearly over blocks
             from 0 to this value.
+        pooling: `None`, `"avg"` or `"cls"`; only with `include_top=False`.
         name: Model name.
 
     Returns:
         A `keras.Model`.
+
+    Raises:
+        ValueError: For any invalid argument or combination of arguments.
 
     Example:
 
@@ -208,19 +443,41 @@ def WaveViT(
     ...     input_shape=(64, 64, 3), num_classes=10)
     >>> model.output_shape
     (None, 10)
+    >>> backbone = WaveViT(
+    ...     embed_dims=(16, 32, 64, 96), num_heads=(1, 2, 4, 6),
+    ...     mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),
+    ...     sr_ratios=(4, 2, 1, 1), stem_hidden_dim=8, include_top=False,
+    ...     input_shape=(64, 96, 3))
+    >>> for key, feature in backbone.output.items():
+    ...     print(key, feature.shape)
+    stage1 (None, 16, 24, 16)
+    stage2 (None, 8, 12, 32)
+    stage3 (None, 4, 6, 64)
+    stage4 (None, 2, 3, 96)
     """
+    _validate_builder_args(
+        stem_hidden_dim,
+        stem_stride,
+        include_top,
+        pooling,
+        num_classes,
+        token_label,
+        weights,
+    )
     _validate_config(embed_dims, num_heads, mlp_ratios, depths, sr_ratios)
     if any(ratio != 1 for ratio in sr_ratios[NUM_WAVE_STAGES:]):
         raise ValueError(
             "sr_ratios of stages 3-4 (standard attention) must be 1; "
             f"received sr_ratios={list(sr_ratios)}."
         )
-    if not 0.0 <= drop_path_rate < 1.0:
+    if not isinstance(drop_path_rate, numbers.Real) or not 0.0 <= drop_path_rate < 1.0:
         raise ValueError(
-            f"drop_path_rate must be in [0, 1); received drop_path_rate={drop_path_rate}."
+            f"drop_path_rate must be in [0, 1); received drop_path_rate={drop_path_rate!r}."
         )
-    input_shape = (224, 224, 3) if input_shape is None else tuple(input_shape)
-    _validate_input_shape(input_shape, required_input_multiple(stem_stride, sr_ratios))
+    input_shape = (224, 224, 3) if input_shape is None else input_shape
+    multiple = required_input_multiple(stem_stride, sr_ratios)
+    _validate_input_shape(input_shape, multiple)
+    input_shape = tuple(input_shape)
 
     inputs = keras.Input(shape=input_shape, name="images")
     total_blocks = sum(depths)
@@ -228,9 +485,8 @@ def WaveViT(
         drop_path_rate * index / max(total_blocks - 1, 1) for index in range(total_blocks)
     ]
     features = {}
-    x = Stem(stem_hidden_dim, embed_dims[0], stride=stem_stride, name="patch_embed1")(
-        inputs
-    )
+    x = InputSizeCheck(multiple, name="input_size_check")(inputs)
+    x = Stem(stem_hidden_dim, embed_dims[0], stride=stem_stride, name="patch_embed1")(x)
     block_index = 0
     for stage in range(NUM_STAGES):
         if stage > 0:
@@ -255,20 +511,28 @@ def WaveViT(
     final_norm = keras.layers.LayerNormalization(
         epsilon=LAYER_NORM_EPSILON, name=f"norm{NUM_STAGES}"
     )
-    if not include_top:
-        features[f"stage{NUM_STAGES}"] = final_norm(x)
-        model = keras.Model(inputs, features, name=name)
-    else:
+    if include_top or pooling == "cls":
         tokens = MeanClassToken(name="class_token")(x)
         tokens = ClassBlock(
             embed_dims[-1], num_heads[-1], mlp_ratios[-1], name="post_network_0"
         )(tokens)
         tokens = final_norm(tokens)
+    if include_top:
         logits = TokenLabelHead(num_classes, token_label=token_label, name="head")(tokens)
         outputs = keras.layers.Activation(
             classifier_activation, dtype="float32", name="predictions"
         )(logits)
-        model = keras.Model(inputs, outputs, name=name)
+    elif pooling == "cls":
+        outputs = ClassTokenPool(name="cls_pool")(tokens)
+    else:
+        features[f"stage{NUM_STAGES}"] = final_norm(x)
+        if pooling == "avg":
+            outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(
+                features[f"stage{NUM_STAGES}"]
+            )
+        else:
+            outputs = features
+    model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
         model.load_weights(weights)
     return model
@@ -285,6 +549,7 @@ def _variant_builder(variant, default_name):
         classifier_activation=None,
         token_label=False,
         drop_path_rate=config["drop_path_rate"],
+        pooling=None,
         name=default_name,
     ):
         architecture = {
@@ -301,6 +566,7 @@ def _variant_builder(variant, default_name):
             classifier_activation=classifier_activation,
             token_label=token_label,
             drop_path_rate=drop_path_rate,
+            pooling=pooling,
             name=name,
         )
 
@@ -311,7 +577,10 @@ def _variant_builder(variant, default_name):
 _VARIANT_DOC = """Builds Wave-ViT-{label}: {summary}.
 
     Args:
-        include_top: With the classifier, or the feature pyramid dict.
+        include_top: With the classifier; without it a backbone: the
+            feature pyramid dict `{{"stage1": ..., "stage4": ...}}` of NHWC
+            maps at strides `{strides}` (see `WaveViT`), or a vector with
+            `pooling`.
         weights: `None` or the path of a Keras `.weights.h5` file.
         input_shape: `(height, width, 3)`, `None` entries for any size;
             defaults to `{default_size}`.
@@ -320,6 +589,8 @@ _VARIANT_DOC = """Builds Wave-ViT-{label}: {summary}.
         token_label: Adds the official auxiliary token head (needed for the
             released checkpoints).
         drop_path_rate: Stochastic depth rate (default {drop_path_rate}).
+        pooling: `None` (pyramid), `"avg"` (mean of the stage-4 map) or
+            `"cls"` (normalised class token); only with `include_top=False`.
         name: Model name.
 
     Returns:
@@ -344,6 +615,7 @@ def _make_variant(variant, label, summary, example_args=""):
         drop_path_rate=VARIANTS[variant]["drop_path_rate"],
         function=function,
         example_args=example_args,
+        strides=tuple(feature_strides(VARIANTS[variant]["stem_stride"]).values()),
     )
     return build
 
