@@ -21,5 +21,6 @@ from keras_wavevit.model import (
     required_input_multiple,
 )
 from keras_wavevit.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
+from keras_wavevit.export import export_saved_model
 
 __version__ = "0.1.0"

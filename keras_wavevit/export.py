@@ -1,0 +1,428 @@
+"""Export a Wave-ViT as a SavedModel for TensorFlow Serving.
+
+The exported SavedModel needs TensorFlow only (not Keras, not this package):
+preprocessing runs inside the graph, so a client sends raw pixels.
+
+Layout (what TensorFlow Serving expects under its model base path)::
+
+    PATH/
+      1/                        # the version directory, `version=1`
+        saved_model.pb
+        variables/
+        assets/class_names.txt  # only when `class_names` is given
+        fingerprint.pb
+
+Signatures (stable names; see the README section "Serving with TensorFlow
+Serving"):
+
+* `serving_default` - input `images`: uint8 `[batch, height, width, 3]`,
+  any batch size and any height and width. Inside the graph the images are
+  resized to `image_size` with `tf.image.resize(..., method="bilinear")`
+  (no antialiasing, the same interpolation as Keras' `Resizing` layer used by
+  the training pipeline) and normalised with
+  `keras_wavevit.preprocessing.normalize_images`.
+* `serving_float` - the same, for float32 pixel values in [0, 255].
+* `serving_preprocessed` - input `images`: float32
+  `[batch, image_height, image_width, 3]`, already resized and normalised.
+
+Every signature returns `probabilities` (float32 `[batch, num_classes]`,
+also for mixed-precision models), `classes` (int64 `[batch]`, the top-1
+class id), `logits` (float32 `[batch, num_classes]`, with
+`include_logits=True`) and `labels` (string `[batch]`, the top-1 class
+name, only when `class_names` is given).
+
+Custom gradients: the Haar wavelet transforms carry custom gradients. The
+SavedModel is written with
+`tf.saved_model.SaveOptions(experimental_custom_gradients=True)`, which
+stores those gradient functions with the graph, so `tf.GradientTape` on the
+loaded model (fine-tuning from the SavedModel) differentiates each wavelet
+transform with its registered gradient, the inverse transform, exactly as
+the Keras model does, instead of falling back to differentiating the
+reshapes and slices of the forward pass.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from keras_wavevit.preprocessing import normalize_images
+
+CLASS_NAMES_ASSET = "class_names.txt"
+SIGNATURES = ("serving_default", "serving_float", "serving_preprocessed")
+
+
+def _validate_image_size(model, image_size):
+    if image_size is None:
+        input_shape = model.input_shape
+        if not isinstance(input_shape, tuple) or len(input_shape) != 4:
+            raise ValueError(
+                "export_saved_model needs a model with one NHWC image input; "
+                f"the model's input_shape is {input_shape}."
+            )
+        height, width = input_shape[1:3]
+        if height is None or width is None:
+            raise ValueError(
+                "The model's input size is unknown (input_shape="
+                f"{input_shape}); pass image_size=(height, width), the size "
+                "the serving graph resizes the images to."
+            )
+        image_size = (height, width)
+    try:
+        image_size = tuple(image_size)
+    except TypeError:
+        raise ValueError(
+            f"image_size must be (height, width); received {image_size!r}."
+        ) from None
+    if len(image_size) != 2 or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size > 0
+        for size in image_size
+    ):
+        raise ValueError(
+            "image_size must be two positive integers (height, width); "
+            f"received {image_size!r}."
+        )
+    return image_size
+
+
+def _validate_class_names(class_names, num_classes):
+    if class_names is None:
+        return None
+    if isinstance(class_names, str):
+        raise ValueError(
+            "class_names must be a sequence of strings, not one string; "
+            f"received {class_names!r}."
+        )
+    class_names = list(class_names)
+    if not all(isinstance(name, str) for name in class_names):
+        raise ValueError(f"class_names must all be strings; received {class_names!r}.")
+    if len(class_names) != num_classes:
+        raise ValueError(
+            f"class_names has {len(class_names)} entries but the model has "
+            f"{num_classes} classes."
+        )
+    bad = [name for name in class_names if not name or "\n" in name or "\r" in name]
+    if bad:
+        raise ValueError(
+            "class_names must be non-empty and contain no line breaks; "
+            f"received {bad!r}."
+        )
+    return class_names
+
+
+def _validate_version(version):
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(
+            "version must be a positive integer (TensorFlow Serving loads "
+            f"numbered version directories); received {version!r}."
+        )
+    return version
+
+
+def _logits_model(model):
+    """Returns `(logits_model, outputs_are_probabilities)` for a classifier.
+
+    Wave-ViT classifiers end in an `Activation` layer (`predictions`): linear
+    (the default, `classifier_activation=None`) gives logits; softmax gives
+    probabilities, whose logits are the input of that layer.
+    """
+    last = model.layers[-1] if model.layers else None
+    activation = getattr(last, "activation", None)
+    activation_name = (
+        "linear" if activation is None else keras.activations.serialize(activation)
+    )
+    if isinstance(activation_name, dict):
+        activation_name = activation_name.get("config", activation_name)
+    if activation_name in ("linear", None) or isinstance(
+        last, keras.layers.InputLayer
+    ):
+        return model, False
+    if activation_name == "softmax":
+        try:
+            return keras.Model(model.inputs, last.input), False
+        except (AttributeError, ValueError):
+            return model, True
+    raise ValueError(
+        "export_saved_model expects a classifier that outputs logits or softmax "
+        f"probabilities; the model's last layer has activation {activation_name!r}."
+    )
+
+
+def _class_names_table(class_names, directory):
+    """A lookup table id -> name, initialised from a text asset file."""
+    filename = os.path.join(directory, CLASS_NAMES_ASSET)
+    with open(filename, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(class_names) + "\n")
+    initializer = tf.lookup.TextFileInitializer(
+        filename,
+        key_dtype=tf.int64,
+        key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        value_dtype=tf.string,
+        value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+    )
+    return tf.lookup.StaticHashTable(initializer, default_value="")
+
+
+def _build_archive(model, image_size, class_names, include_logits, asset_dir):
+    logits_model, outputs_are_probabilities = _logits_model(model)
+    table = None
+    if class_names is not None:
+        table = _class_names_table(class_names, asset_dir)
+
+    def predict(normalized):
+        outputs = logits_model(normalized, training=False)
+        outputs = tf.cast(outputs, tf.float32)
+        if outputs_are_probabilities:
+            probabilities = outputs
+            logits = tf.math.log(probabilities)
+        else:
+            logits = outputs
+            probabilities = tf.nn.softmax(logits, axis=-1)
+        classes = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        result = {"probabilities": probabilities, "classes": classes}
+        if include_logits:
+            result["logits"] = logits
+        if table is not None:
+            result["labels"] = table.lookup(classes)
+        return result
+
+    def preprocess(images):
+        images = tf.image.resize(
+            tf.cast(images, tf.float32), image_size, method="bilinear"
+        )
+        return normalize_images(images)
+
+    # Restored signatures check the dtype of `images` but not its shape, so
+    # each endpoint checks the shape first: a bad request then fails with
+    # "Shape of tensor images [...] is not compatible with expected shape
+    # [...]" instead of an error from deep inside the graph.
+    any_size = (None, None, None, 3)
+    model_size = (None, *image_size, 3)
+
+    def serving_default(images):
+        return predict(preprocess(tf.ensure_shape(images, any_size, name="images")))
+
+    def serving_float(images):
+        return predict(preprocess(tf.ensure_shape(images, any_size, name="images")))
+
+    def serving_preprocessed(images):
+        return predict(tf.ensure_shape(images, model_size, name="images"))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    if logits_model is not model:
+        archive.track(logits_model)
+    if table is not None:
+        archive.track(table)
+    archive.add_endpoint(
+        "serving_default",
+        serving_default,
+        [tf.TensorSpec(any_size, tf.uint8, name="images")],
+    )
+    archive.add_endpoint(
+        "serving_float",
+        serving_float,
+        [tf.TensorSpec(any_size, tf.float32, name="images")],
+    )
+    archive.add_endpoint(
+        "serving_preprocessed",
+        serving_preprocessed,
+        [tf.TensorSpec(model_size, tf.float32, name="images")],
+    )
+    return archive
+
+
+def export_saved_model(
+    model,
+    path,
+    image_size=None,
+    class_names=None,
+    version=1,
+    overwrite=False,
+    include_logits=True,
+):
+    """Exports a Wave-ViT classifier as a SavedModel for TensorFlow Serving.
+
+    Writes `path/<version>/` (the layout TensorFlow Serving expects) with the
+    signatures `serving_default` (uint8 images of any size), `serving_float`
+    (float pixels in [0, 255]) and `serving_preprocessed` (normalised float
+    input at `image_size`); see the module docstring for their inputs and
+    outputs. Resizing (`tf.image.resize`, bilinear, like the training
+    pipeline's `Resizing` layer) and `normalize_images` run inside the graph.
+
+    The export is atomic: the SavedModel is written to a hidden temporary
+    directory inside `path` and renamed into place, so TensorFlow Serving
+    (which only loads numeric directories) never sees a half-written version.
+
+    Args:
+        model: A `keras.Model` classifier with one NHWC image input, outputting
+            logits (`classifier_activation=None`) or softmax probabilities.
+            Mixed-precision models are fine: outputs are float32.
+        path: The model base path (created if missing).
+        image_size: `(height, width)` the images are resized to inside the
+            graph. Defaults to the model's static input size; required when
+            that size is unknown.
+        class_names: Optional sequence of `num_classes` names. Stored as the
+            asset `class_names.txt` (one name per line, line `i` is class `i`)
+            and used for the `labels` output.
+        version: Positive integer, the version directory name.
+        overwrite: Replace an existing `path/<version>`; without it an
+            existing version raises `FileExistsError`.
+        include_logits: Add the `logits` output.
+
+    Returns:
+        The version directory written, as a string.
+
+    Raises:
+        ValueError: For bad arguments (checked before anything is written).
+        FileExistsError: If `path/<version>` exists and `overwrite` is False.
+
+    Example:
+
+    >>> import keras_wavevit
+    >>> model = keras_wavevit.WaveViT(
+    ...     embed_dims=(8, 16, 32, 32), num_heads=(1, 1, 2, 2),
+    ...     mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),
+    ...     sr_ratios=(2, 1, 1, 1), stem_hidden_dim=8, stem_stride=2,
+    ...     input_shape=(32, 32, 3), num_classes=3)
+    >>> export_saved_model(model, "/tmp/wavevit", class_names=["a", "b", "c"],
+    ...                    overwrite=True)  # doctest: +SKIP
+    '/tmp/wavevit/1'
+    >>> import tensorflow as tf, numpy as np  # doctest: +SKIP
+    >>> serve = tf.saved_model.load("/tmp/wavevit/1").signatures["serving_default"]
+    >>> serve(images=tf.zeros((2, 50, 60, 3), tf.uint8))["probabilities"].shape
+    TensorShape([2, 3])
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"model must be a keras.Model; received {type(model).__name__}."
+        )
+    if path is None or not str(path):
+        raise ValueError(f"path must be a directory path; received {path!r}.")
+    version = _validate_version(version)
+    image_size = _validate_image_size(model, image_size)
+    output_shape = model.output_shape
+    if not isinstance(output_shape, tuple) or len(output_shape) != 2:
+        raise ValueError(
+            "export_saved_model needs a classifier with output shape "
+            f"(batch, num_classes); the model's output_shape is {output_shape} "
+            "(a model built with include_top=False cannot be exported)."
+        )
+    class_names = _validate_class_names(class_names, output_shape[-1])
+
+    base = os.path.abspath(os.fspath(path))
+    target = os.path.join(base, str(version))
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(
+            f"Version {version} already exists at {target}; pass overwrite=True "
+            "(CLI: --overwrite) to replace it, or choose another version."
+        )
+    os.makedirs(base, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base)
+    try:
+        with tempfile.TemporaryDirectory() as asset_dir:
+            archive = _build_archive(
+                model, image_size, class_names, include_logits, asset_dir
+            )
+            archive.write_out(
+                staging,
+                options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
+                verbose=False,
+            )
+        if os.path.exists(target):
+            if not overwrite:  # Appeared while exporting.
+                raise FileExistsError(
+                    f"Version {version} was created at {target} during the export."
+                )
+            retired = tempfile.mkdtemp(prefix=f".old-{version}-", dir=base)
+            os.replace(target, os.path.join(retired, "old"))
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _parse_class_names(args):
+    if args.class_names and args.class_names_file:
+        raise ValueError("Pass --class-names or --class-names-file, not both.")
+    if args.class_names:
+        return [name.strip() for name in args.class_names.split(",")]
+    if args.class_names_file:
+        with open(args.class_names_file, encoding="utf-8") as handle:
+            return [line.rstrip("\r\n") for line in handle if line.strip()]
+    return None
+
+
+def configure_parser(parser):
+    """Adds the arguments of `keras-wavevit export` to `parser`.
+
+    Args:
+        parser: An `argparse.ArgumentParser` (the `export` subparser).
+
+    Example:
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> configure_parser(parser)
+    >>> parser.parse_args(["m.keras", "out", "--version", "2"]).version
+    2
+    """
+    parser.add_argument("model", help="the trained model, a .keras file")
+    parser.add_argument("path", help="model base path; writes PATH/VERSION/")
+    parser.add_argument("--version", type=int, default=1, help="version number (default 1)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing version"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="size the serving graph resizes images to (default: the model's input size)",
+    )
+    names = parser.add_mutually_exclusive_group()
+    names.add_argument("--class-names", help="comma-separated class names, in class-id order")
+    names.add_argument(
+        "--class-names-file", help="text file with one class name per line, in class-id order"
+    )
+    parser.add_argument(
+        "--no-logits", action="store_true", help="leave out the `logits` output"
+    )
+
+
+def run(args):
+    """Runs `keras-wavevit export`: loads a .keras model and exports it.
+
+    Args:
+        args: Parsed arguments from `configure_parser`.
+
+    Returns:
+        0 on success.
+
+    Example:
+
+    >>> from keras_wavevit.cli import main
+    >>> main(["export", "model.keras", "serving/wavevit"])  # doctest: +SKIP
+    0
+    """
+    import keras_wavevit  # noqa: F401  (registers the serializable layers)
+
+    class_names = _parse_class_names(args)
+    model = keras.saving.load_model(args.model, compile=False)
+    written = export_saved_model(
+        model,
+        args.path,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        class_names=class_names,
+        version=args.version,
+        overwrite=args.overwrite,
+        include_logits=not args.no_logits,
+    )
+    print(f"SavedModel written to {written}")
+    return 0
