@@ -25,6 +25,8 @@ setup(
         "cuda": ["tensorflow[and-cuda]>=2.16"],
         # Reading official PyTorch checkpoints (.pth) and .safetensors files.
         "convert": ["torch", "safetensors"],
+        # Only .safetensors / .npz checkpoints: no torch needed.
+        "safetensors": ["safetensors"],
         # matplotlib draws the learning curves, prediction grid and figures.
         "plots": ["matplotlib"],
         "dev": ["pytest", "hypothesis", "matplotlib"],

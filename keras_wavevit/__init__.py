@@ -10,6 +10,7 @@ from keras_wavevit.blocks import (
     Stem,
     TokenLabelHead,
 )
+from keras_wavevit.convert import load_official_weights
 from keras_wavevit.model import (
     VARIANTS,
     WaveViT,

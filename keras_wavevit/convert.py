@@ -19,11 +19,23 @@ copied as they are.
 Official entries with no Keras counterpart (`SKIPPED_PATTERNS`): the fixed
 Haar filters (`*.attn.dwt.w_*`, `*.attn.idwt.filters`; `DWT2D`/`IDWT2D` hold
 no weights) and BatchNorm `num_batches_tracked`.
+
+Example:
+
+>>> import keras_wavevit
+>>> model = keras_wavevit.WaveViTSmall(token_label=True)  # doctest: +SKIP
+>>> plan = keras_wavevit.load_official_weights(
+...     model, "wavevit_s.pth.tar")  # doctest: +SKIP
+>>> print(describe_plan(plan))  # doctest: +SKIP
 """
 
+import argparse
+import contextlib
 import os
+import pickle
 import re
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -69,7 +81,33 @@ SKIPPED_PATTERNS = (
 )
 
 HEAD_PREFIXES = ("head.", "aux_head.")
+# Checked in this order: EMA weights win when a checkpoint holds both (as in
+# timm's own loader); the released Wave-ViT checkpoints hold `state_dict` only.
 _WRAPPER_KEYS = ("state_dict_ema", "state_dict", "model_ema", "model")
+# DataParallel / DistributedDataParallel and `torch.compile` name prefixes.
+_NAME_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not match the model; nothing was loaded.
+
+    The message lists every missing, unexpected and mis-shaped entry;
+    `plan` holds the same lists (see `plan_conversion`).
+
+    Args:
+        message: The full report.
+        plan: The conversion plan that failed.
+
+    Example:
+
+    >>> error = CheckpointMismatchError("missing (1): ...", plan={})
+    >>> isinstance(error, ValueError)
+    True
+    """
+
+    def __init__(self, message, plan):
+        super().__init__(message)
+        self.plan = plan
 
 
 def _is_skipped(name):
@@ -128,7 +166,9 @@ def unwrap_state_dict(checkpoint):
     """Returns the flat state dict inside a checkpoint dict.
 
     Unwraps `state_dict_ema`, `state_dict`, `model_ema` and `model` entries
-    (timm-style checkpoints) and strips `module.` prefixes (DataParallel).
+    (timm-style checkpoints, nested to any depth; EMA weights are preferred
+    when both are present) and strips `module.` (DataParallel) and
+    `_orig_mod.` (`torch.compile`) prefixes.
 
     Args:
         checkpoint: A dict of arrays, possibly wrapped.
@@ -151,10 +191,17 @@ def unwrap_state_dict(checkpoint):
         raise ValueError(
             f"Expected a state dict (a dict of arrays); received {type(checkpoint).__name__}."
         )
-    return {
-        (name[len("module.") :] if name.startswith("module.") else name): value
-        for name, value in checkpoint.items()
-    }
+    return {_strip_prefixes(name): value for name, value in checkpoint.items()}
+
+
+def _strip_prefixes(name):
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _NAME_PREFIXES:
+            if name.startswith(prefix):
+                name, stripped = name[len(prefix) :], True
+    return name
 
 
 def _to_numpy(value):
@@ -166,22 +213,57 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
+def _load_torch_checkpoint(path):
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(
+            "Reading PyTorch checkpoints (.pth, .pth.tar) needs torch: "
+            'pip install "keras-wavevit[convert]" (or convert the checkpoint '
+            "to .npz/.safetensors on a machine that has torch)."
+        ) from error
+    # timm-style training checkpoints (the released ones) also pickle the
+    # run's argparse.Namespace; allow exactly that next to the tensors.
+    safe_globals = getattr(getattr(torch, "serialization", None), "safe_globals", None)
+    allow = safe_globals([argparse.Namespace]) if safe_globals else contextlib.nullcontext()
+    with allow:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise ValueError(
+                f"{path} holds Python objects besides tensors, which are not "
+                "loaded without trust. If you trust the file, load it yourself "
+                "(torch.load(path, weights_only=False)) and pass the dict to "
+                f"load_official_weights. torch said: {error}"
+            ) from error
+
+
 def read_checkpoint(path):
     """Reads a checkpoint file into a flat dict of numpy arrays.
+
+    PyTorch files are read with `torch.load(..., weights_only=True)` (no
+    arbitrary code runs), allowing the `argparse.Namespace` that timm-style
+    training checkpoints carry.
 
     Args:
         path: `.pth`/`.pth.tar`/`.pt` (needs `torch`: `pip install
             "keras-wavevit[convert]"`), `.npz` or `.safetensors` (needs
-            `safetensors`).
+            `safetensors`, in the same extra). A `str` or `os.PathLike`.
 
     Returns:
-        The unwrapped state dict as numpy arrays.
+        The unwrapped state dict (see `unwrap_state_dict`) as numpy arrays.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ImportError: The format needs a package that is not installed; the
+            message says which and how to install it.
+        ValueError: Unknown file extension.
 
     Example:
 
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
-    >>> np.savez(path, **{"head.bias": np.zeros(3)})
+    >>> np.savez(path, **{"module.head.bias": np.zeros(3)})
     >>> sorted(read_checkpoint(path))
     ['head.bias']
     """
@@ -197,19 +279,12 @@ def read_checkpoint(path):
         except ImportError as error:
             raise ImportError(
                 "Reading .safetensors needs the safetensors package: "
-                'pip install "keras-wavevit[convert]"'
+                'pip install "keras-wavevit[safetensors]" (or '
+                '"keras-wavevit[convert]", which also brings torch).'
             ) from error
         checkpoint = load_file(path)
     elif path.endswith((".pth", ".pth.tar", ".pt", ".tar", ".bin")):
-        try:
-            import torch
-        except ImportError as error:
-            raise ImportError(
-                "Reading PyTorch checkpoints needs torch: "
-                'pip install "keras-wavevit[convert]" (or convert the '
-                "checkpoint to .npz/.safetensors elsewhere)."
-            ) from error
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = _load_torch_checkpoint(path)
     else:
         raise ValueError(
             f"Unsupported checkpoint format: {path} (expected .pth, .pth.tar, "
@@ -218,38 +293,62 @@ def read_checkpoint(path):
     return {name: _to_numpy(value) for name, value in unwrap_state_dict(checkpoint).items()}
 
 
+def _official_shape(keras_shape):
+    """The PyTorch-layout shape that becomes a Keras variable of `keras_shape`."""
+    keras_shape = tuple(keras_shape)
+    if len(keras_shape) == 4:
+        kh, kw, channels_in, channels_out = keras_shape
+        if channels_out == 1:  # depthwise: (kh, kw, C, 1) <- (C, 1, kh, kw)
+            return (channels_in, 1, kh, kw)
+        return (channels_out, channels_in, kh, kw)
+    if len(keras_shape) == 2:
+        return keras_shape[::-1]
+    return keras_shape
+
+
 def plan_conversion(model, state_dict, skip_head=False):
     """Matches official entries to the model's variables without changing it.
 
     Args:
         model: A `keras_wavevit` model.
-        state_dict: Flat dict of official names to numpy arrays.
+        state_dict: Flat dict of official names to numpy arrays (see
+            `unwrap_state_dict`).
         skip_head: Leave `head`/`aux_head` out (fine-tuning to another
-            number of classes).
+            number of classes): their entries are skipped and the model's
+            own head weights are not reported missing.
 
     Returns:
-        A dict with `assignments` (list of `(variable, array, official
-        name)`), `missing` (Keras variable paths with no entry), `unexpected`
-        (official names with no Keras variable), `mismatched` (`(name,
-        official shape, expected shape)`) and `skipped` (names ignored on
-        purpose).
+        A dict with
+        `assignments`: list of `(variable, array in Keras layout, official
+        name)`;
+        `missing`: `(Keras variable path, shape)` with no entry;
+        `unexpected`: `(official name, shape)` with no Keras variable;
+        `mismatched`: `(official name, official shape, Keras variable path,
+        shape the model expects in the official layout)`;
+        `skipped`: official names ignored on purpose (`SKIPPED_PATTERNS`,
+        and the heads with `skip_head`).
 
     Example:
 
-    >>> import keras_wavevit
+    >>> import numpy as np, keras_wavevit
     >>> model = keras_wavevit.WaveViTTiny(num_classes=10)
-    >>> plan = plan_conversion(model, {})
-    >>> len(plan["missing"]) == len(model.weights)
+    >>> plan = plan_conversion(model, {"head.bias": np.zeros(1000),
+    ...                                "block1.0.attn.dwt.w_ll": np.zeros(4)})
+    >>> plan["mismatched"]
+    [('head.bias', (1000,), 'head/head/bias', (10,))]
+    >>> plan["skipped"]
+    ['block1.0.attn.dwt.w_ll']
+    >>> len(plan["missing"]) == len(model.weights) - 1
     True
     """
     variables = {variable.path: variable for variable in model.weights}
-    is_head_path = lambda path: path.startswith("head/")  # noqa: E731
     plan = dict(assignments=[], missing=[], unexpected=[], mismatched=[], skipped=[])
     used = set()
     for name, array in state_dict.items():
         if _is_skipped(name) or (skip_head and name.startswith(HEAD_PREFIXES)):
             plan["skipped"].append(name)
             continue
+        array = np.asarray(array)
         module, _, parameter = name.rpartition(".")
         layer_path = keras_layer_path(module)
         candidates = PARAMETER_TABLE.get(parameter, ())
@@ -261,37 +360,109 @@ def plan_conversion(model, state_dict, skip_head=False):
             ),
             None,
         )
-        if variable is None:
-            plan["unexpected"].append(name)
+        if variable is None or variable.path in used:
+            plan["unexpected"].append((name, tuple(array.shape)))
             continue
-        converted = to_keras_layout(np.asarray(array), tuple(variable.shape))
-        if tuple(converted.shape) != tuple(variable.shape):
-            plan["mismatched"].append((name, tuple(np.shape(array)), tuple(variable.shape)))
+        expected = tuple(variable.shape)
+        converted = to_keras_layout(array, expected)
+        if tuple(converted.shape) != expected:
+            plan["mismatched"].append(
+                (name, tuple(array.shape), variable.path, _official_shape(expected))
+            )
+            used.add(variable.path)
             continue
         plan["assignments"].append((variable, converted, name))
         used.add(variable.path)
     plan["missing"] = [
-        path
-        for path in variables
-        if path not in used and not (skip_head and is_head_path(path))
+        (path, tuple(variable.shape))
+        for path, variable in variables.items()
+        if path not in used and not (skip_head and path.startswith("head/"))
     ]
     return plan
 
 
-def _format_problems(plan):
+def format_problems(plan):
+    """Lists a plan's missing, unexpected and mis-shaped entries, one a line.
+
+    Args:
+        plan: A dict returned by `plan_conversion`.
+
+    Returns:
+        The report (empty when the checkpoint matches the model exactly).
+
+    Example:
+
+    >>> print(format_problems(dict(missing=[("head/head/bias", (10,))],
+    ...                            unexpected=[], mismatched=[])))
+    missing (1): Keras weights with no checkpoint entry:
+      head/head/bias (10,)
+    """
     lines = []
     if plan["missing"]:
-        lines.append(f"missing ({len(plan['missing'])}): Keras weights with no entry:")
-        lines += [f"  {path}" for path in plan["missing"]]
+        lines.append(f"missing ({len(plan['missing'])}): Keras weights with no checkpoint entry:")
+        lines += [f"  {path} {shape}" for path, shape in plan["missing"]]
     if plan["unexpected"]:
-        lines.append(f"unexpected ({len(plan['unexpected'])}): entries with no Keras weight:")
-        lines += [f"  {name}" for name in plan["unexpected"]]
+        lines.append(
+            f"unexpected ({len(plan['unexpected'])}): checkpoint entries with no Keras weight:"
+        )
+        lines += [f"  {name} {shape}" for name, shape in plan["unexpected"]]
     if plan["mismatched"]:
-        lines.append(f"mismatched ({len(plan['mismatched'])}): official shape -> expected:")
+        lines.append(
+            f"mismatched ({len(plan['mismatched'])}): checkpoint shape vs the shape the "
+            "model expects (both in the official layout):"
+        )
         lines += [
-            f"  {name}: {official} -> Keras {expected}"
-            for name, official, expected in plan["mismatched"]
+            f"  {name} {official} -> {path} expects {expected}"
+            for name, official, path, expected in plan["mismatched"]
         ]
+    return "\n".join(lines)
+
+
+def _skip_reason(name):
+    if name.endswith(".num_batches_tracked"):
+        return "BatchNorm step counters (not used at inference)"
+    if name.startswith(HEAD_PREFIXES):
+        return "classifier heads (skip_head: the model keeps its own)"
+    return "fixed Haar filters (DWT2D/IDWT2D compute them, no weights)"
+
+
+def describe_plan(plan):
+    """Summarises a conversion plan: what was mapped, skipped and wrong.
+
+    Args:
+        plan: A dict returned by `plan_conversion` or
+            `load_official_weights`.
+
+    Returns:
+        A multi-line report.
+
+    Example:
+
+    >>> print(describe_plan(dict(assignments=[], missing=[], unexpected=[],
+    ...                          mismatched=[], skipped=["norm1.num_batches_tracked"])))
+    mapped 0 checkpoint entries (0 values) onto Keras weights
+    skipped 1 entry without a Keras counterpart:
+      BatchNorm step counters (not used at inference) (1): norm1.num_batches_tracked
+    """
+    values = sum(int(np.size(array)) for _, array, _ in plan["assignments"])
+    lines = [
+        f"mapped {len(plan['assignments'])} checkpoint entries ({values:,} values) "
+        "onto Keras weights"
+    ]
+    if plan["skipped"]:
+        count = len(plan["skipped"])
+        lines.append(
+            f"skipped {count} entr{'y' if count == 1 else 'ies'} without a Keras counterpart:"
+        )
+        groups = {}
+        for name in plan["skipped"]:
+            groups.setdefault(_skip_reason(name), []).append(name)
+        lines += [
+            f"  {reason} ({len(names)}): {', '.join(names)}" for reason, names in groups.items()
+        ]
+    problems = format_problems(plan)
+    if problems:
+        lines.append(problems)
     return "\n".join(lines)
 
 
@@ -299,28 +470,40 @@ def load_official_weights(model, checkpoint, strict=True, skip_head=False):
     """Loads official Wave-ViT weights into a `keras_wavevit` model.
 
     Strict by default: any missing, unexpected or mis-shaped entry raises one
-    `ValueError` listing them all, and the model is left untouched. With
-    `strict=False` the problems are reported in the returned plan and the
-    matching entries are loaded.
+    `CheckpointMismatchError` (a `ValueError`) listing them all with their
+    shapes, and the model is left untouched. With `strict=False` the
+    problems are reported in a warning and in the returned plan, and every
+    matching entry is loaded.
 
     Args:
         model: A model built by `keras_wavevit` (for the released checkpoints:
             `token_label=True` and `num_classes=1000`).
         checkpoint: A path (`.pth`, `.pth.tar`, `.npz`, `.safetensors`) or a
-            dict of arrays (wrappers such as `state_dict` and `module.`
-            prefixes are unwrapped).
+            dict of arrays (numpy or torch, any float dtype including
+            float16); wrappers such as `state_dict`, `state_dict_ema`, `model`
+            and `module.` prefixes are unwrapped.
         strict: Raise on any mismatch (default) or load what matches.
         skip_head: Don't load `head`/`aux_head` (fine-tuning to a different
             number of classes); the model keeps its own head weights.
 
     Returns:
-        The conversion plan (see `plan_conversion`).
+        The conversion plan (see `plan_conversion`; `describe_plan` prints
+        it).
+
+    Raises:
+        CheckpointMismatchError: With `strict=True`, when the checkpoint does
+            not match the model exactly.
 
     Example:
 
     >>> import keras_wavevit
-    >>> model = keras_wavevit.WaveViTSmall(token_label=True)
-    >>> # keras_wavevit.load_official_weights(model, "wavevit_s.pth.tar")
+    >>> model = keras_wavevit.WaveViTSmall(token_label=True)  # doctest: +SKIP
+    >>> plan = keras_wavevit.load_official_weights(
+    ...     model, "wavevit_s.pth.tar")  # doctest: +SKIP
+    >>> finetune = keras_wavevit.WaveViTSmall(
+    ...     num_classes=10, token_label=True)  # doctest: +SKIP
+    >>> plan = keras_wavevit.load_official_weights(
+    ...     finetune, "wavevit_s.pth.tar", skip_head=True)  # doctest: +SKIP
     """
     state_dict = (
         read_checkpoint(checkpoint)
@@ -328,25 +511,44 @@ def load_official_weights(model, checkpoint, strict=True, skip_head=False):
         else {name: _to_numpy(value) for name, value in unwrap_state_dict(checkpoint).items()}
     )
     plan = plan_conversion(model, state_dict, skip_head=skip_head)
-    problems = _format_problems(plan)
+    problems = format_problems(plan)
     if problems and strict:
-        raise ValueError(
-            "The checkpoint does not match the model (nothing was loaded):\n" + problems
+        raise CheckpointMismatchError(
+            "The checkpoint does not match the model (nothing was loaded; "
+            "strict=False loads what matches, skip_head=True leaves the "
+            "classifier out):\n" + problems,
+            plan,
+        )
+    if problems:
+        warnings.warn(
+            f"Loaded {len(plan['assignments'])} checkpoint entries; left out:\n{problems}",
+            stacklevel=2,
         )
     for variable, array, _ in plan["assignments"]:
         variable.assign(array.astype(variable.dtype))
     return plan
 
 
+def _current_umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_save(model, path):
     """Saves a model (`.keras`) or its weights (`.weights.h5`) atomically.
 
     Writes to a temporary file in the same directory, then renames it over
-    `path`, so an interrupted write never leaves a partial file there.
+    `path` (an atomic `os.replace`), so an interrupted or failed write never
+    leaves a partial file under `path` nor clobbers an existing one, and the
+    temporary file is removed.
 
     Args:
         model: The Keras model.
         path: Destination ending in `.keras` or `.weights.h5`.
+
+    Raises:
+        ValueError: `path` has another extension.
 
     Example:
 
@@ -367,6 +569,8 @@ def atomic_save(model, path):
     os.close(handle)
     try:
         save(temporary)
+        # mkstemp creates the file private (0600); give it the usual mode.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
