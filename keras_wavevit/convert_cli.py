@@ -41,8 +41,8 @@ def configure_parser(parser):
     >>> parser = argparse.ArgumentParser()
     >>> configure_parser(parser)
     >>> args = parser.parse_args(["w.pth.tar", "w.weights.h5", "--variant", "small"])
-    >>> args.variant, args.num_classes, args.token_label
-    ('small', 1000, True)
+    >>> args.variant, args.token_label, args.skip_head, args.strict
+    ('small', True, False, True)
     """
     parser.add_argument(
         "checkpoint", help="official checkpoint: .pth, .pth.tar, .npz or .safetensors"
@@ -60,7 +60,10 @@ def configure_parser(parser):
         "configurations that are not a named variant",
     )
     parser.add_argument(
-        "--num-classes", type=int, default=None, help="classes of the classifier (default 1000)"
+        "--num-classes",
+        type=int,
+        default=None,
+        help="classes of the classifier (default 1000, or the --config file's)",
     )
     parser.add_argument(
         "--no-token-label",
