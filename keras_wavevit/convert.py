@@ -81,6 +81,9 @@ SKIPPED_PATTERNS = (
 )
 
 HEAD_PREFIXES = ("head.", "aux_head.")
+# The class-attention block feeds only the classifier: a backbone without it
+# (`include_top=False`, `pooling=None` or `"avg"`) leaves it out with the head.
+CLASS_BLOCK_PREFIX = "post_network."
 # Checked in this order: EMA weights win when a checkpoint holds both (as in
 # timm's own loader); the released Wave-ViT checkpoints hold `state_dict` only.
 _WRAPPER_KEYS = ("state_dict_ema", "state_dict", "model_ema", "model")
@@ -315,7 +318,10 @@ def plan_conversion(model, state_dict, skip_head=False):
             `unwrap_state_dict`).
         skip_head: Leave `head`/`aux_head` out (fine-tuning to another
             number of classes): their entries are skipped and the model's
-            own head weights are not reported missing.
+            own head weights are not reported missing. For a backbone
+            without the class-attention block (`include_top=False`,
+            `pooling=None` or `"avg"`) its `post_network.*` entries are
+            skipped too.
 
     Returns:
         A dict with
@@ -342,10 +348,13 @@ def plan_conversion(model, state_dict, skip_head=False):
     True
     """
     variables = {variable.path: variable for variable in model.weights}
+    head_prefixes = HEAD_PREFIXES
+    if not any(path.startswith("post_network_0/") for path in variables):
+        head_prefixes += (CLASS_BLOCK_PREFIX,)
     plan = dict(assignments=[], missing=[], unexpected=[], mismatched=[], skipped=[])
     used = set()
     for name, array in state_dict.items():
-        if _is_skipped(name) or (skip_head and name.startswith(HEAD_PREFIXES)):
+        if _is_skipped(name) or (skip_head and name.startswith(head_prefixes)):
             plan["skipped"].append(name)
             continue
         array = np.asarray(array)
@@ -421,8 +430,8 @@ def format_problems(plan):
 def _skip_reason(name):
     if name.endswith(".num_batches_tracked"):
         return "BatchNorm step counters (not used at inference)"
-    if name.startswith(HEAD_PREFIXES):
-        return "classifier heads (skip_head: the model keeps its own)"
+    if name.startswith(HEAD_PREFIXES + (CLASS_BLOCK_PREFIX,)):
+        return "classifier (skip_head)"
     return "fixed Haar filters (DWT2D/IDWT2D compute them, no weights)"
 
 
@@ -484,7 +493,9 @@ def load_official_weights(model, checkpoint, strict=True, skip_head=False):
             and `module.` prefixes are unwrapped.
         strict: Raise on any mismatch (default) or load what matches.
         skip_head: Don't load `head`/`aux_head` (fine-tuning to a different
-            number of classes); the model keeps its own head weights.
+            number of classes); the model keeps its own head weights. Also
+            the way to load a backbone (`include_top=False`); see
+            `plan_conversion`.
 
     Returns:
         The conversion plan (see `plan_conversion`; `describe_plan` prints

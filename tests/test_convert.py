@@ -366,6 +366,31 @@ def test_skip_head_loads_everything_but_the_heads(tiny_model, state_dict):
     )
 
 
+@pytest.mark.parametrize("pooling", [None, "cls"])
+def test_backbone_loads_with_skip_head_and_matches_the_stages(state_dict, reference, pooling):
+    backbone = keras_wavevit.WaveViT(
+        **{**TINY_CONFIG, "num_classes": 1000}, include_top=False, pooling=pooling
+    )
+    num_class_block = 0 if pooling == "cls" else 14  # post_network.0.* entries
+    with pytest.raises(convert.CheckpointMismatchError) as info:
+        keras_wavevit.load_official_weights(backbone, state_dict)
+    assert f"unexpected ({4 + num_class_block}): " in str(info.value)
+    plan = keras_wavevit.load_official_weights(backbone, state_dict, skip_head=True)
+    skipped_class_block = [name for name in plan["skipped"] if name.startswith("post_network.")]
+    assert len(skipped_class_block) == num_class_block
+    assert len(plan["assignments"]) == len(backbone.weights)
+    outputs = backbone(nhwc(reference["input_64"]), training=False)
+    if pooling == "cls":  # the normalised class token
+        assert max_error(outputs, reference["stage4_64"][:, 0]) <= TOLERANCE
+    else:  # NHWC maps; stage 4 without the class token
+        for stage in (1, 2, 3):
+            expected = reference[f"stage{stage}_64"]
+            tokens = np.reshape(outputs[f"stage{stage}"], expected.shape)
+            assert max_error(tokens, expected) <= TOLERANCE
+        tokens = np.reshape(outputs["stage4"], (2, -1, 96))
+        assert max_error(tokens, reference["stage4_64"][:, 1:]) <= TOLERANCE
+
+
 # --- reading files ------------------------------------------------------------------
 
 
@@ -560,7 +585,7 @@ def test_cli_fine_tuning_and_no_token_label(tiny_files, tmp_path, capsys):
                  "--skip-head", "--no-token-label"]) == 0
     printed = capsys.readouterr().out
     assert "dropped aux_head.bias, aux_head.weight (--no-token-label)" in printed
-    heads = "classifier heads (skip_head: the model keeps its own) (2): head.weight, head.bias"
+    heads = "classifier (skip_head) (2): head.weight, head.bias"
     assert heads in printed
     assert "unexpected" not in printed and "missing" not in printed
     assert output.exists()
