@@ -1,0 +1,179 @@
+"""The Wave-ViT builders: parameter counts, sizes, save/load, fit, mixed precision."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_wavevit
+from keras_wavevit import WaveViT, build_variant, required_input_multiple
+
+# A model small enough to train in seconds on a CPU (stem stride 2, 32x32 input).
+MICRO = dict(
+    embed_dims=(8, 16, 32, 32),
+    num_heads=(1, 2, 2, 4),
+    mlp_ratios=(2, 2, 2, 2),
+    depths=(1, 1, 1, 1),
+    sr_ratios=(2, 1, 1, 1),
+    stem_hidden_dim=8,
+    stem_stride=2,
+)
+
+
+def trainable_count(model):
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    "builder, with_aux, without_aux",
+    [
+        (keras_wavevit.WaveViTSmall, 22_690_176, 22_241_176),
+        (keras_wavevit.WaveViTBase, 33_516_128, 33_003_128),
+        (keras_wavevit.WaveViTLarge, 57_474_504, 56_961_504),
+    ],
+)
+def test_parameter_counts_equal_the_official_models(builder, with_aux, without_aux):
+    assert trainable_count(builder(token_label=True, num_classes=1000)) == with_aux
+    assert trainable_count(builder(token_label=False, num_classes=1000)) == without_aux
+
+
+def test_variants_and_builder_share_the_variant_table():
+    small = keras_wavevit.WaveViTSmall(num_classes=10, input_shape=(64, 64, 3))
+    config = {k: v for k, v in keras_wavevit.VARIANTS["small"].items() if k != "input_shape"}
+    general = WaveViT(**config, num_classes=10, input_shape=(64, 64, 3))
+    assert trainable_count(small) == trainable_count(general)
+    assert small.input_shape == (None, 64, 64, 3)
+    assert keras_wavevit.WaveViTTiny(num_classes=10).input_shape == (None, 32, 32, 3)
+    with pytest.raises(ValueError, match="Unknown Wave-ViT variant 'huge'"):
+        build_variant("huge")
+
+
+def test_required_input_multiple():
+    assert required_input_multiple(4, (4, 2, 1, 1)) == 32
+    assert required_input_multiple(2, (2, 1, 1, 1)) == 16
+    assert required_input_multiple(4, (8, 2, 1, 1)) == 64
+
+
+@pytest.mark.parametrize("input_shape, axis", [((100, 96, 3), "height"), ((96, 50, 3), "width")])
+def test_sizes_that_break_the_rule_are_rejected(input_shape, axis):
+    size = input_shape[0] if axis == "height" else input_shape[1]
+    with pytest.raises(ValueError, match=f"{axis} must be a multiple of 32.*{axis} {size}"):
+        keras_wavevit.WaveViTSmall(input_shape=input_shape)
+
+
+def test_unknown_and_non_square_sizes():
+    model = WaveViT(**MICRO, input_shape=(None, None, 3), num_classes=7, token_label=True)
+    for height, width in [(32, 32), (64, 96), (48, 16)]:
+        out = model(np.zeros((2, height, width, 3), "float32"))
+        assert tuple(out.shape) == (2, 7)
+    official = keras_wavevit.WaveViT(
+        embed_dims=(16, 32, 64, 96), num_heads=(1, 2, 4, 6), mlp_ratios=(2, 2, 2, 2),
+        depths=(1, 1, 1, 1), sr_ratios=(4, 2, 1, 1), stem_hidden_dim=8,
+        input_shape=(None, None, 3), num_classes=3,
+    )
+    assert tuple(official(np.zeros((1, 64, 96, 3), "float32")).shape) == (1, 3)
+
+
+def test_layer_names_mirror_the_official_modules():
+    model = WaveViT(**{**MICRO, "depths": (2, 1, 1, 1)}, token_label=True, num_classes=3)
+    names = {layer.name for layer in model.layers}
+    expected = {"patch_embed1", "patch_embed2", "patch_embed4", "block1_0", "block1_1",
+                "block4_0", "norm1", "norm4", "post_network_0", "head"}
+    assert expected <= names
+    paths = {weight.path for weight in model.weights}
+    assert {"block1_0/attn/reduce_conv/kernel", "block3_0/attn/kv/kernel",
+            "head/aux_head/kernel", "block1_1/mlp/dwconv/kernel"} <= paths
+
+
+def test_stochastic_depth_rises_linearly_over_blocks():
+    model = WaveViT(**{**MICRO, "depths": (2, 1, 1, 1)}, drop_path_rate=0.3, num_classes=3)
+    rates = [model.get_layer(name).drop_path_rate
+             for name in ("block1_0", "block1_1", "block2_0", "block3_0", "block4_0")]
+    np.testing.assert_allclose(rates, [0.0, 0.075, 0.15, 0.225, 0.3])
+
+
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
+    model = WaveViT(**MICRO, input_shape=(None, None, 3), num_classes=5, token_label=True,
+                    classifier_activation="softmax")
+    x = np.random.default_rng(0).normal(size=(2, 32, 48, 3)).astype("float32")
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    layer_configs = lambda m: [(l["class_name"], l["config"]) for l in m.get_config()["layers"]]  # noqa: E731
+    assert layer_configs(loaded) == layer_configs(model)
+
+
+def _toy_task(samples=64):
+    """Class = which image half is brighter: learnable in a few steps."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(samples, 32, 32, 3)).astype("float32") * 0.1
+    labels = rng.integers(0, 2, size=samples)
+    images[labels == 1, :16] += 1.0
+    images[labels == 0, 16:] += 1.0
+    return images, labels
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fit_reduces_the_loss(jit_compile):
+    images, labels = _toy_task()
+    model = WaveViT(**MICRO, input_shape=(32, 32, 3), num_classes=2, drop_path_rate=0.1)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
+    )
+    before = model.evaluate(images, labels, verbose=0)
+    model.fit(images, labels, batch_size=16, epochs=4, verbose=0)
+    after = model.evaluate(images, labels, verbose=0)
+    assert after < 0.7 * before
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_keeps_logits_and_softmax_in_float32(policy):
+    images, labels = _toy_task(16)
+    reference = WaveViT(**MICRO, input_shape=(32, 32, 3), num_classes=2, token_label=True)
+    keras.config.set_dtype_policy(policy)
+    model = WaveViT(**MICRO, input_shape=(32, 32, 3), num_classes=2, token_label=True)
+    model.set_weights(reference.get_weights())
+    assert model.get_layer("block1_0").compute_dtype == policy.split("_")[1]
+    logits = model(images, training=False)
+    assert logits.dtype == "float32"
+    expected = np.asarray(reference(images, training=False))
+    assert np.abs(np.asarray(logits) - expected).max() < 0.05 * np.abs(expected).max() + 0.05
+    model.compile(
+        optimizer="adamw",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_softmax_runs_in_float32_under_bfloat16():
+    from keras_wavevit.attention import scaled_dot_product_attention
+
+    rng = np.random.default_rng(0)
+    # Large score differences: a bfloat16 softmax would round the weights.
+    query, key, value = (rng.normal(size=(1, 1, 5, 4)).astype("float32") for _ in range(3))
+    exact = np.asarray(scaled_dot_product_attention(query, key, value))
+    bf16 = scaled_dot_product_attention(
+        *(keras.ops.cast(t, "bfloat16") for t in (query, key, value))
+    )
+    assert bf16.dtype == "bfloat16"
+    np.testing.assert_allclose(np.asarray(keras.ops.cast(bf16, "float32")), exact, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(depths=(1, 1, 1)), r"depths must have one entry per stage \(4\)"),
+        (dict(num_heads=(3, 2, 2, 4)), r"embed_dims\[0\]=8 must be divisible by num_heads\[0\]=3"),
+        (dict(embed_dims=(6, 16, 32, 32), num_heads=(1, 2, 2, 4)), r"embed_dims\[0\]=6 must be divisible by 4"),
+        (dict(sr_ratios=(0, 1, 1, 1)), r"sr_ratios\[0\] must be >= 1"),
+        (dict(sr_ratios=(2, 1, 2, 1)), "sr_ratios of stages 3-4"),
+    ],
+)
+def test_builder_validates_before_building(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        WaveViT(**{**MICRO, **overrides}, input_shape=(32, 32, 3))
