@@ -1,11 +1,14 @@
 """The `keras-wavevit` command: train, evaluate, export and convert.
 
 Each subcommand lives in the module that does the work; that module exposes
-`configure_parser(parser)` (its arguments) and `run(args)` (the work).
+`configure_parser(parser)` (its arguments) and `run(args)` (the work). Only
+the module of the subcommand being run is imported, so a problem in one
+subcommand's dependencies never breaks the others.
 """
 
 import argparse
 import importlib
+import sys
 
 SUBCOMMANDS = {
     # name: (module, help)
@@ -16,15 +19,19 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser():
-    """Builds the argument parser with every subcommand.
+def build_parser(command=None):
+    """Builds the argument parser.
+
+    Args:
+        command: The subcommand whose arguments to configure (its module is
+            imported); the others are listed with their help only.
 
     Returns:
         An `argparse.ArgumentParser`.
 
     Example:
 
-    >>> parser = build_parser()
+    >>> parser = build_parser("convert")
     >>> parser.prog
     'keras-wavevit'
     """
@@ -34,8 +41,9 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module_name).configure_parser(subparser)
         subparser.set_defaults(module_name=module_name)
+        if name == command:
+            importlib.import_module(module_name).configure_parser(subparser)
     return parser
 
 
@@ -52,7 +60,11 @@ def main(argv=None):
 
     >>> main(["convert", "--help"])  # doctest: +SKIP
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top-level parser has no options besides --help, so the first
+    # argument that is not an option names the subcommand.
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     return importlib.import_module(args.module_name).run(args) or 0
 
 
