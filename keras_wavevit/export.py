@@ -55,14 +55,14 @@ SIGNATURES = ("serving_default", "serving_float", "serving_preprocessed")
 
 
 def _validate_image_size(model, image_size):
+    input_shape = model.input_shape
+    if not isinstance(input_shape, tuple) or len(input_shape) != 4:
+        raise ValueError(
+            "export_saved_model needs a model with one NHWC image input; "
+            f"the model's input_shape is {input_shape}."
+        )
+    height, width = input_shape[1:3]
     if image_size is None:
-        input_shape = model.input_shape
-        if not isinstance(input_shape, tuple) or len(input_shape) != 4:
-            raise ValueError(
-                "export_saved_model needs a model with one NHWC image input; "
-                f"the model's input_shape is {input_shape}."
-            )
-        height, width = input_shape[1:3]
         if height is None or width is None:
             raise ValueError(
                 "The model's input size is unknown (input_shape="
@@ -84,6 +84,13 @@ def _validate_image_size(model, image_size):
             "image_size must be two positive integers (height, width); "
             f"received {image_size!r}."
         )
+    for axis_name, static, wanted in zip(("height", "width"), (height, width), image_size):
+        if static is not None and static != wanted:
+            raise ValueError(
+                f"image_size={image_size} does not match the model's input "
+                f"{axis_name} {static} (input_shape={input_shape}); build the "
+                "model with that size, or with None for any size."
+            )
     return image_size
 
 
@@ -171,6 +178,11 @@ def _build_archive(model, image_size, class_names, include_logits, asset_dir):
     if class_names is not None:
         table = _class_names_table(class_names, asset_dir)
 
+    # One tf.function shared by every endpoint: the model is traced once.
+    @tf.function(
+        input_signature=[tf.TensorSpec((None, *image_size, 3), tf.float32)],
+        autograph=False,
+    )
     def predict(normalized):
         outputs = logits_model(normalized, training=False)
         outputs = tf.cast(outputs, tf.float32)
@@ -211,9 +223,15 @@ def _build_archive(model, image_size, class_names, include_logits, asset_dir):
         return predict(tf.ensure_shape(images, model_size, name="images"))
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    if logits_model is not model:
-        archive.track(logits_model)
+    # The variables, in the model's order, so that the loaded SavedModel's
+    # `trainable_variables` can be fine-tuned. (`archive.track(model)` would
+    # do the same but also trace the model once more, only to look for
+    # lookup tables, which Wave-ViT has none of.)
+    archive.add_variable_collection("variables", model.variables)
+    archive.add_variable_collection("trainable_variables", model.trainable_variables)
+    archive.add_variable_collection(
+        "non_trainable_variables", model.non_trainable_variables
+    )
     if table is not None:
         archive.track(table)
     archive.add_endpoint(

@@ -1,0 +1,477 @@
+"""Tests of the SavedModel export (`keras_wavevit.export`)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_wavevit
+from keras_wavevit import export as export_module
+from keras_wavevit.export import export_saved_model
+from keras_wavevit.preprocessing import normalize_images
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(keras_wavevit.__file__)))
+CLASS_NAMES = ["cat", "dog", "fox"]
+REQUESTS = {  # name: (batch, height, width); the model's input is 32x32.
+    "small": (2, 32, 32),
+    "large": (3, 48, 40),
+}
+
+# Runs in a fresh interpreter that cannot import keras_wavevit (nor Keras is
+# needed): loads the SavedModel with plain TensorFlow and reports back.
+CHILD_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    repo_root, export_dir, data_file, out_file = sys.argv[1:5]
+    sys.path[:] = [
+        p for p in sys.path
+        if p and os.path.realpath(p) != os.path.realpath(repo_root)
+    ]
+    sys.meta_path[:] = [
+        f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+    ]
+    try:
+        import keras_wavevit  # noqa: F401
+        hidden = False
+    except ImportError:
+        hidden = True
+    import numpy as np
+    import tensorflow as tf
+
+    data = np.load(data_file)
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures["serving_default"]
+    result = {
+        "hidden": hidden,
+        "signatures": sorted(loaded.signatures.keys()),
+        "inputs": {
+            name: [
+                [spec.name, spec.dtype.name, spec.shape.as_list()]
+                for spec in fn.structured_input_signature[1].values()
+            ]
+            for name, fn in loaded.signatures.items()
+        },
+        "outputs": {},
+        "errors": {},
+    }
+    arrays = {}
+    for name in ("small", "large"):
+        out = serve(images=tf.constant(data["images_" + name]))
+        result["outputs"][name] = {
+            key: [value.dtype.name, value.shape.as_list()] for key, value in out.items()
+        }
+        arrays["probabilities_" + name] = out["probabilities"].numpy()
+        arrays["logits_" + name] = out["logits"].numpy()
+        arrays["classes_" + name] = out["classes"].numpy()
+        arrays["labels_" + name] = out["labels"].numpy().astype(str)
+    bad_requests = {
+        "dtype": np.zeros((2, 32, 32, 3), np.float32),
+        "rank": np.zeros((32, 32, 3), np.uint8),
+        "channels": np.zeros((1, 32, 32, 4), np.uint8),
+    }
+    for name, images in bad_requests.items():
+        try:
+            serve(images=tf.constant(images))
+            result["errors"][name] = None
+        except Exception as error:  # noqa: BLE001 - reported to the test
+            result["errors"][name] = [type(error).__name__, str(error)]
+
+    # Fine-tuning from the SavedModel: gradients in graph mode, as a training
+    # step computes them.
+    variables = loaded.trainable_variables
+
+    @tf.function
+    def loss_and_gradients(images):
+        with tf.GradientTape() as tape:
+            logits = loaded.serving_preprocessed(images)["logits"]
+            loss = tf.reduce_sum(logits * logits)
+        return loss, tape.gradient(loss, variables)
+
+    normalized = tf.constant(data["normalized"])
+    loss, gradients = loss_and_gradients(normalized)
+    library = loss_and_gradients.get_concrete_function(normalized).graph.as_graph_def().library
+    result["grad_functions"] = [
+        f.signature.name for f in library.function if "internal_grad_fn" in f.signature.name
+    ]
+    for i, g in enumerate(gradients):
+        arrays["gradient_%d" % i] = g.numpy()
+    result["num_gradients"] = len(gradients)
+    result["loss"] = float(loss)
+    for variable, g in zip(variables, gradients):
+        variable.assign_sub(1e-3 * g)
+    result["loss_after_step"] = float(loss_and_gradients(normalized)[0])
+    # The counter-example, saved without the custom gradients.
+    plain = tf.saved_model.load(os.path.join(os.path.dirname(data_file), "no_custom_gradients"))
+
+    @tf.function
+    def plain_gradients(images):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(plain.serve(images))
+        return tape.gradient(loss, plain.trainable_variables)
+
+    try:
+        plain_gradients(tf.zeros((1, 8, 8, 3)))
+        result["error_without_custom_gradients"] = None
+    except Exception as error:  # noqa: BLE001 - reported to the test
+        result["error_without_custom_gradients"] = [type(error).__name__, str(error)]
+    with open(data_file.replace(".npz", "_assets.txt"), "w") as handle:
+        handle.write(open(os.path.join(export_dir, "assets", "class_names.txt")).read())
+    np.savez(out_file.replace(".json", ".npz"), **arrays)
+    with open(out_file, "w") as handle:
+        json.dump(result, handle)
+    """
+)
+
+
+def tiny_wavevit():
+    return keras_wavevit.WaveViT(
+        embed_dims=(8, 16, 32, 32),
+        num_heads=(1, 1, 2, 2),
+        mlp_ratios=(2, 2, 2, 2),
+        depths=(1, 1, 1, 1),
+        sr_ratios=(2, 1, 1, 1),
+        stem_hidden_dim=8,
+        stem_stride=2,
+        input_shape=(32, 32, 3),
+        num_classes=3,
+    )
+
+
+def plain_classifier(input_shape=(16, 16, 3), activation=None, dtype=None):
+    """A small non-Wave-ViT classifier: exports in seconds."""
+    inputs = keras.Input(input_shape, name="images")
+    x = keras.layers.Conv2D(4, 3, padding="same", dtype=dtype)(inputs)
+    x = keras.layers.GlobalAveragePooling2D(dtype=dtype)(x)
+    x = keras.layers.Dense(3, dtype=dtype)(x)
+    outputs = keras.layers.Activation(activation, dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs)
+
+
+def export_without_custom_gradients(path):
+    """A wavelet model saved with experimental_custom_gradients=False."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 1)(inputs)
+    x = keras_wavevit.DWT2D()(x)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    archive = keras.export.ExportArchive()
+    archive.add_variable_collection("trainable_variables", model.trainable_variables)
+    archive.add_endpoint(
+        "serve", lambda images: model(images), [tf.TensorSpec((None, 8, 8, 3), tf.float32)]
+    )
+    archive.write_out(
+        path,
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+        verbose=False,
+    )
+
+
+def keras_probabilities(model, images, image_size=(32, 32)):
+    """What the serving graph must reproduce, computed with Keras."""
+    resized = tf.image.resize(tf.cast(images, tf.float32), image_size, method="bilinear")
+    logits = model(normalize_images(resized), training=False)
+    return tf.nn.softmax(tf.cast(logits, tf.float32)).numpy()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Trains the tiny Wave-ViT one epoch, exports it and loads it elsewhere."""
+    keras.utils.set_random_seed(0)
+    work = tmp_path_factory.mktemp("served")
+    model = tiny_wavevit()
+    # run_eagerly: tracing a training step costs far more than the step here.
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,
+    )
+    rng = np.random.default_rng(0)
+    model.fit(
+        normalize_images(rng.integers(0, 256, (4, 32, 32, 3)).astype("float32")),
+        rng.integers(0, 3, 4),
+        batch_size=2,
+        epochs=1,
+        verbose=0,
+    )
+    written = export_saved_model(model, work / "models", class_names=CLASS_NAMES)
+
+    data = {}
+    for name, (batch, height, width) in REQUESTS.items():
+        images = rng.integers(0, 256, (batch, height, width, 3)).astype("uint8")
+        data["images_" + name] = images
+        data["expected_" + name] = keras_probabilities(model, images)
+    normalized = normalize_images(rng.integers(0, 256, (2, 32, 32, 3)).astype("float32"))
+    data["normalized"] = np.asarray(normalized)
+    with tf.GradientTape() as tape:
+        logits = model(normalized, training=False)
+        loss = tf.reduce_sum(logits * logits)
+    keras_gradients = [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+    export_without_custom_gradients(str(work / "no_custom_gradients"))
+    data_file = str(work / "data.npz")
+    np.savez(data_file, **data)
+
+    script = work / "child.py"
+    script.write_text(CHILD_SCRIPT)
+    out_file = str(work / "result.json")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    completed = subprocess.run(
+        [sys.executable, str(script), REPO_ROOT, written, data_file, out_file],
+        cwd=str(work),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    with open(out_file) as handle:
+        result = json.load(handle)
+    arrays = dict(np.load(out_file.replace(".json", ".npz")))
+    return {
+        "model": model,
+        "written": written,
+        "base": str(work / "models"),
+        "data": data,
+        "result": result,
+        "arrays": arrays,
+        "keras_gradients": keras_gradients,
+        "keras_loss": float(loss),
+        "assets": (work / "data_assets.txt").read_text(),
+    }
+
+
+def test_versioned_layout(served):
+    assert served["written"] == os.path.join(served["base"], "1")
+    assert sorted(os.listdir(served["base"])) == ["1"]  # no temporary left over
+    for name in ("saved_model.pb", "variables", "assets"):
+        assert os.path.exists(os.path.join(served["written"], name)), name
+
+
+def test_child_process_cannot_import_the_package(served):
+    assert served["result"]["hidden"] is True
+
+
+def test_signatures_and_names(served):
+    result = served["result"]
+    assert result["signatures"] == [
+        "serving_default",
+        "serving_float",
+        "serving_preprocessed",
+    ]
+    assert result["inputs"]["serving_default"] == [["images", "uint8", [None, None, None, 3]]]
+    assert result["inputs"]["serving_float"] == [["images", "float32", [None, None, None, 3]]]
+    assert result["inputs"]["serving_preprocessed"] == [
+        ["images", "float32", [None, 32, 32, 3]]
+    ]
+    batch = REQUESTS["large"][0]
+    assert result["outputs"]["large"] == {
+        "probabilities": ["float32", [batch, 3]],
+        "logits": ["float32", [batch, 3]],
+        "classes": ["int64", [batch]],
+        "labels": ["string", [batch]],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(REQUESTS))
+def test_serving_matches_keras(served, name):
+    arrays, data = served["arrays"], served["data"]
+    probabilities = arrays["probabilities_" + name]
+    expected = data["expected_" + name]
+    assert probabilities.shape == (REQUESTS[name][0], 3)
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        tf.nn.softmax(arrays["logits_" + name]).numpy(), expected, rtol=0, atol=1e-5
+    )
+    np.testing.assert_array_equal(arrays["classes_" + name], expected.argmax(-1))
+    np.testing.assert_array_equal(
+        arrays["labels_" + name], np.array(CLASS_NAMES)[expected.argmax(-1)]
+    )
+
+
+def test_class_names_asset(served):
+    assert served["assets"].splitlines() == CLASS_NAMES
+
+
+def test_bad_requests_fail_at_the_boundary(served):
+    errors = served["result"]["errors"]
+    assert errors["dtype"][0] == "InvalidArgumentError"
+    assert "expected to be a uint8 tensor but is a float tensor" in errors["dtype"][1]
+    assert errors["rank"][0] == "InvalidArgumentError"
+    assert (
+        "Shape of tensor images [32,32,3] is not compatible with expected shape "
+        "[?,?,?,3]" in errors["rank"][1]
+    )
+    assert errors["channels"][0] == "InvalidArgumentError"
+    assert (
+        "Shape of tensor images [1,32,32,4] is not compatible with expected shape "
+        "[?,?,?,3]" in errors["channels"][1]
+    )
+
+
+def test_loaded_model_keeps_custom_gradients(served):
+    result, arrays = served["result"], served["arrays"]
+    # The registered wavelet gradients are in the graph-mode gradient...
+    assert result["grad_functions"], "no saved custom gradient function was used"
+    # ...and every gradient equals the Keras model's.
+    keras_gradients = served["keras_gradients"]
+    assert result["num_gradients"] == len(keras_gradients)
+    np.testing.assert_allclose(result["loss"], served["keras_loss"], rtol=1e-5)
+    for i, expected in enumerate(keras_gradients):
+        np.testing.assert_allclose(
+            arrays[f"gradient_{i}"], expected, rtol=1e-4, atol=1e-6, err_msg=f"variable {i}"
+        )
+    # One fine-tuning step on the loaded variables lowers the loss.
+    assert result["loss_after_step"] < result["loss"]
+
+
+def test_without_saved_custom_gradients_fine_tuning_breaks(served):
+    """Why the export sets experimental_custom_gradients=True.
+
+    Saved without the custom gradients, the wavelet transform's gradient is
+    missing in a fresh process: graph-mode differentiation fails.
+    """
+    error = served["result"]["error_without_custom_gradients"]
+    assert error is not None
+    assert error[0] in ("LookupError", "StagingError")
+    assert "No gradient defined for operation" in error[1]
+    assert "IdentityN" in error[1]
+
+
+def test_existing_version_is_kept_unless_overwrite(tmp_path):
+    model = plain_classifier()
+    base = tmp_path / "models"
+    first = export_saved_model(model, base, class_names=["a", "b", "c"])
+    asset = os.path.join(first, "assets", "class_names.txt")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_saved_model(model, base, class_names=["x", "y", "z"])
+    assert open(asset).read().split() == ["a", "b", "c"]
+
+    second = export_saved_model(model, base, class_names=["x", "y", "z"], overwrite=True)
+    assert second == first
+    assert open(asset).read().split() == ["x", "y", "z"]
+    export_saved_model(model, base, version=2)
+    assert sorted(os.listdir(base)) == ["1", "2"]  # no temporaries left
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    model = plain_classifier()
+    base = tmp_path / "models"
+    export_saved_model(model, base, class_names=["a", "b", "c"])
+
+    def broken_write_out(self, filepath, options=None, verbose=True):
+        os.makedirs(os.path.join(filepath, "variables"), exist_ok=True)
+        raise RuntimeError("disk full")
+
+    archive_class = type(keras.export.ExportArchive())
+    monkeypatch.setattr(archive_class, "write_out", broken_write_out)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_saved_model(model, base, overwrite=True)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_saved_model(model, base, version=3)
+    assert sorted(os.listdir(base)) == ["1"]
+    asset = base / "1" / "assets" / "class_names.txt"
+    assert asset.read_text().split() == ["a", "b", "c"]  # old version intact
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"version": 0}, "version must be a positive integer"),
+        ({"version": "1"}, "version must be a positive integer"),
+        ({"image_size": (16,)}, "image_size must be two positive integers"),
+        ({"image_size": (16, -4)}, "image_size must be two positive integers"),
+        ({"image_size": (32, 16)}, "does not match the model's input height 16"),
+        ({"class_names": ["a", "b"]}, "class_names has 2 entries but the model has 3"),
+        ({"class_names": "abc"}, "not one string"),
+        ({"class_names": ["a", "b\nc", "d"]}, "no line breaks"),
+    ],
+)
+def test_bad_arguments_raise_before_writing(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        export_saved_model(plain_classifier(), tmp_path / "models", **kwargs)
+    assert not (tmp_path / "models").exists()
+
+
+def test_unknown_input_size_needs_image_size(tmp_path):
+    model = plain_classifier(input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match=r"input size is unknown.*image_size"):
+        export_saved_model(model, tmp_path / "models")
+    assert not (tmp_path / "models").exists()
+
+    written = export_saved_model(model, tmp_path / "models", image_size=(24, 20))
+    loaded = tf.saved_model.load(written)
+    spec = loaded.signatures["serving_preprocessed"].structured_input_signature[1]["images"]
+    assert spec.shape.as_list() == [None, 24, 20, 3]
+    images = np.random.default_rng(1).integers(0, 256, (2, 30, 50, 3)).astype("uint8")
+    out = loaded.signatures["serving_default"](images=tf.constant(images))
+    expected = keras_probabilities(model, images, image_size=(24, 20))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_feature_extractor_is_rejected(tmp_path):
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+    with pytest.raises(ValueError, match="include_top=False"):
+        export_saved_model(model, tmp_path / "models")
+
+
+def test_softmax_and_mixed_precision_models(tmp_path):
+    images = np.random.default_rng(2).integers(0, 256, (2, 16, 16, 3)).astype("uint8")
+    softmax_model = plain_classifier(activation="softmax")
+    loaded = tf.saved_model.load(export_saved_model(softmax_model, tmp_path / "softmax"))
+    out = loaded.signatures["serving_float"](images=tf.constant(images, tf.float32))
+    resized = tf.image.resize(tf.cast(images, tf.float32), (16, 16))
+    expected = softmax_model(normalize_images(resized)).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-6)
+    # The logits are the input of the softmax, not log-probabilities of it.
+    np.testing.assert_allclose(tf.nn.softmax(out["logits"]).numpy(), expected, atol=1e-6)
+
+    mixed = plain_classifier(dtype="mixed_float16")
+    written = export_saved_model(mixed, tmp_path / "mixed", include_logits=False)
+    out = tf.saved_model.load(written).signatures["serving_default"](images=tf.constant(images))
+    assert sorted(out) == ["classes", "probabilities"]
+    assert out["probabilities"].dtype == tf.float32
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
+
+
+def test_command_line(tmp_path):
+    model = plain_classifier(input_shape=(None, None, 3))
+    model_file = str(tmp_path / "model.keras")
+    model.save(model_file)
+    names_file = tmp_path / "names.txt"
+    names_file.write_text("red\ngreen\nblue\n")
+    parser = argparse.ArgumentParser()
+    export_module.configure_parser(parser)
+    base = str(tmp_path / "models")
+
+    with pytest.raises(ValueError, match="input size is unknown"):
+        export_module.run(parser.parse_args([model_file, base]))
+    args = parser.parse_args(
+        [model_file, base, "--image-size", "16", "16", "--class-names", "a,b,c", "--no-logits"]
+    )
+    assert export_module.run(args) == 0
+    args = parser.parse_args(
+        [model_file, base, "--version", "2", "--image-size", "32", "24",
+         "--class-names-file", str(names_file)]
+    )
+    assert export_module.run(args) == 0
+    with pytest.raises(FileExistsError):
+        export_module.run(
+            parser.parse_args([model_file, base, "--version", "2", "--image-size", "8", "8"])
+        )
+    assert sorted(os.listdir(base)) == ["1", "2"]
+
+    loaded = tf.saved_model.load(os.path.join(base, "2"))
+    spec = loaded.signatures["serving_preprocessed"].structured_input_signature[1]["images"]
+    assert spec.shape.as_list() == [None, 32, 24, 3]
+    out = loaded.signatures["serving_default"](images=tf.zeros((1, 8, 8, 3), tf.uint8))
+    assert out["labels"].numpy()[0].decode() in ("red", "green", "blue")
+    assert "logits" in out
+    first = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
+    assert "logits" not in first(images=tf.zeros((1, 8, 8, 3), tf.uint8))
