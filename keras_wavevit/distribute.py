@@ -14,16 +14,21 @@ the *global* batch size (each replica gets `global_batch / replicas`).
   describing the cluster and its own task. Create it at program start,
   before any other TensorFlow op runs.
 
-Batch normalisation: Wave-ViT's `BatchNormalization` layers (stem and
-wavelet attention) use per-replica batch statistics, as the official model
-(plain `nn.BatchNorm2d` under PyTorch DDP) does; the moving statistics and
-all weights stay in sync through the gradient all-reduce. See the README
-section "Backbone features and distributed training".
+Batch normalisation: by default Wave-ViT's `BatchNormalization` layers (stem
+and wavelet attention) normalise with per-replica batch statistics, as the
+official model (plain `nn.BatchNorm2d` under PyTorch DDP) does; weights stay
+identical on all replicas through the gradient all-reduce, and each
+replica's moving statistics follow its own shards. `synchronize_batch_norm`
+switches them to statistics over the global batch (all-reduced each step),
+which makes N-replica training compute what one device computes on the same
+global batch, at the cost of extra all-reduces. See the README section
+"Backbone features and distributed training".
 """
 
 import json
 import os
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -223,7 +228,7 @@ def get_strategy(name="default", devices=None):
             devices = [device.name for device in chosen]
         return tf.distribute.MirroredStrategy(devices=list(devices))
     parse_tf_config()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _MultiWorkerMirroredStrategy()
 
 
 def distribute_dataset_options(dataset):
@@ -252,3 +257,71 @@ def distribute_dataset_options(dataset):
         tf.data.experimental.AutoShardPolicy.DATA
     )
     return dataset.with_options(options)
+
+
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`MultiWorkerMirroredStrategy` with a `reduce` that Keras 3 `fit` can use.
+
+    Keras 3.x `fit` under this strategy calls `strategy.reduce` in two ways the
+    strategy rejects (keras-team/keras#20585): on the whole first `(x, y)`
+    batch ("Attempt to convert a value (PerReplica...)"), and with `axis=0`
+    on scalar per-step losses and metrics ("Invalid reduction dimension 0").
+    This subclass reduces each value of a structure on its own and reduces
+    scalars across replicas only, which is what `MirroredStrategy` computes
+    for the same calls. Everything else is the stock strategy.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        reduce_one = super().reduce
+
+        def reduce_item(item):
+            local = self.experimental_local_results(item)[0]
+            rank = getattr(local, "shape", tf.TensorShape(None)).rank
+            return reduce_one(reduce_op, item, None if rank == 0 else axis)
+
+        return tf.nest.map_structure(reduce_item, value)
+
+
+def synchronize_batch_norm(model, synchronized=True):
+    """Makes every `BatchNormalization` in `model` use global batch statistics.
+
+    Under a `tf.distribute` strategy each replica then normalises with the
+    mean and variance of the whole global batch (all-reduced), so training
+    on N replicas matches training on one device with the same global batch.
+    Outside a strategy it changes nothing. Call it before `compile`/`fit`
+    (a training function traced earlier keeps the old behaviour). This is a
+    training setting, not part of the saved model: apply it again after
+    loading.
+
+    Args:
+        model: A Keras model or layer.
+        synchronized: `True` to synchronise, `False` for per-replica
+            statistics (the default of the layers).
+
+    Returns:
+        The number of `BatchNormalization` layers changed.
+
+    Raises:
+        ValueError: If `synchronized` is not a bool.
+
+    Example:
+
+    >>> import keras_wavevit
+    >>> model = keras_wavevit.WaveViT(
+    ...     embed_dims=(8, 16, 32, 32), num_heads=(1, 1, 2, 2),
+    ...     mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),
+    ...     sr_ratios=(2, 1, 1, 1), stem_hidden_dim=8, stem_stride=2,
+    ...     input_shape=(32, 32, 3), num_classes=3)
+    >>> synchronize_batch_norm(model)  # 3 in the stem, 2 per wavelet block
+    7
+    """
+    if not isinstance(synchronized, bool):
+        raise ValueError(
+            f"synchronized must be True or False; received synchronized={synchronized!r}."
+        )
+    count = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = synchronized
+            count += 1
+    return count
