@@ -133,24 +133,27 @@ def _logits_model(model):
 
     Wave-ViT classifiers end in an `Activation` layer (`predictions`): linear
     (the default, `classifier_activation=None`) gives logits; softmax gives
-    probabilities, whose logits are the input of that layer.
+    probabilities, whose logits are the input of that layer. A layer with a
+    built-in softmax (e.g. `Dense(activation="softmax")`) gives probabilities
+    only; the `logits` output is then their logarithm.
     """
     last = model.layers[-1] if model.layers else None
-    activation = getattr(last, "activation", None)
-    activation_name = (
-        "linear" if activation is None else keras.activations.serialize(activation)
-    )
-    if isinstance(activation_name, dict):
-        activation_name = activation_name.get("config", activation_name)
-    if activation_name in ("linear", None) or isinstance(
-        last, keras.layers.InputLayer
-    ):
+    if isinstance(last, keras.layers.Softmax):
+        activation_name = "softmax"
+    else:
+        activation = getattr(last, "activation", None)
+        activation_name = (
+            "linear" if activation is None else keras.activations.serialize(activation)
+        )
+    if activation_name == "linear":
         return model, False
     if activation_name == "softmax":
-        try:
-            return keras.Model(model.inputs, last.input), False
-        except (AttributeError, ValueError):
-            return model, True
+        if isinstance(last, (keras.layers.Activation, keras.layers.Softmax)):
+            try:
+                return keras.Model(model.inputs, last.input), False
+            except (AttributeError, ValueError):
+                pass
+        return model, True
     raise ValueError(
         "export_saved_model expects a classifier that outputs logits or softmax "
         f"probabilities; the model's last layer has activation {activation_name!r}."
@@ -172,8 +175,8 @@ def _class_names_table(class_names, directory):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def _build_archive(model, image_size, class_names, include_logits, asset_dir):
-    logits_model, outputs_are_probabilities = _logits_model(model)
+def _build_archive(model, head, image_size, class_names, include_logits, asset_dir):
+    logits_model, outputs_are_probabilities = head
     table = None
     if class_names is not None:
         table = _class_names_table(class_names, asset_dir)
@@ -299,19 +302,23 @@ def export_saved_model(
 
     Example:
 
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import tensorflow as tf
     >>> import keras_wavevit
     >>> model = keras_wavevit.WaveViT(
     ...     embed_dims=(8, 16, 32, 32), num_heads=(1, 1, 2, 2),
     ...     mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),
     ...     sr_ratios=(2, 1, 1, 1), stem_hidden_dim=8, stem_stride=2,
     ...     input_shape=(32, 32, 3), num_classes=3)
-    >>> export_saved_model(model, "/tmp/wavevit", class_names=["a", "b", "c"],
-    ...                    overwrite=True)  # doctest: +SKIP
-    '/tmp/wavevit/1'
-    >>> import tensorflow as tf, numpy as np  # doctest: +SKIP
-    >>> serve = tf.saved_model.load("/tmp/wavevit/1").signatures["serving_default"]
-    >>> serve(images=tf.zeros((2, 50, 60, 3), tf.uint8))["probabilities"].shape
-    TensorShape([2, 3])
+    >>> base = tempfile.mkdtemp()
+    >>> written = export_saved_model(model, base, class_names=["a", "b", "c"])
+    >>> written == f"{base}/1"
+    True
+    >>> serve = tf.saved_model.load(written).signatures["serving_default"]
+    >>> outputs = serve(images=tf.zeros((2, 50, 60, 3), tf.uint8))
+    >>> outputs["probabilities"].shape, outputs["labels"].shape
+    (TensorShape([2, 3]), TensorShape([2]))
     """
     if not isinstance(model, keras.Model):
         raise ValueError(
@@ -329,6 +336,7 @@ def export_saved_model(
             "(a model built with include_top=False cannot be exported)."
         )
     class_names = _validate_class_names(class_names, output_shape[-1])
+    head = _logits_model(model)
 
     base = os.path.abspath(os.fspath(path))
     target = os.path.join(base, str(version))
@@ -342,7 +350,7 @@ def export_saved_model(
     try:
         with tempfile.TemporaryDirectory() as asset_dir:
             archive = _build_archive(
-                model, image_size, class_names, include_logits, asset_dir
+                model, head, image_size, class_names, include_logits, asset_dir
             )
             archive.write_out(
                 staging,

@@ -432,6 +432,23 @@ def test_softmax_and_mixed_precision_models(tmp_path):
     # The logits are the input of the softmax, not log-probabilities of it.
     np.testing.assert_allclose(tf.nn.softmax(out["logits"]).numpy(), expected, atol=1e-6)
 
+    inputs = keras.Input((16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense_softmax = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+    out = tf.saved_model.load(export_saved_model(dense_softmax, tmp_path / "dense"))
+    out = out.signatures["serving_default"](images=tf.constant(images))
+    expected = dense_softmax(normalize_images(resized)).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(tf.nn.softmax(out["logits"]).numpy(), expected, atol=1e-6)
+
+    inputs = keras.Input((16, 16, 3))
+    sigmoid = keras.layers.Dense(3, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D()(inputs)
+    )
+    with pytest.raises(ValueError, match="logits or softmax"):
+        export_saved_model(keras.Model(inputs, sigmoid), tmp_path / "sigmoid")
+    assert not (tmp_path / "sigmoid").exists()
+
     mixed = plain_classifier(dtype="mixed_float16")
     written = export_saved_model(mixed, tmp_path / "mixed", include_logits=False)
     out = tf.saved_model.load(written).signatures["serving_default"](images=tf.constant(images))
