@@ -1,6 +1,7 @@
 """The functional Wave-ViT builder and its variants (tiny, small, base, large).
 
-Layer names follow the official PyTorch modules: `patch_embed1` (stem),
+Layer names follow the official PyTorch modules (after `input_check`, which
+checks the images' rank, channels and size): `patch_embed1` (stem),
 `patch_embed2..4` (downsampling), `block{stage}_{index}`, `norm1..4`,
 `post_network_0` (class-attention block) and `head` (classifier with the
 optional `aux_head`).
@@ -103,46 +104,60 @@ def required_input_multiple(stem_stride, sr_ratios):
 
 
 @keras.saving.register_keras_serializable(package="keras_wavevit")
-class InputSizeCheck(keras.layers.Layer):
-    """Passes images through unchanged after checking their height and width.
+class InputCheck(keras.layers.Layer):
+    """Passes images through unchanged after checking rank, channels and size.
 
-    Wave-ViT needs height and width divisible by `multiple` (see
-    `required_input_multiple`); other sizes would give silently wrong stage
-    grids. Sizes known when the model is traced are checked with a
-    `ValueError`; sizes only known at run time (`None` in `input_shape`)
-    are checked by a TensorFlow assertion that fails the step.
+    Wave-ViT needs NHWC images with the channel count it was built for and
+    height and width divisible by `multiple` (see `required_input_multiple`);
+    other sizes would give silently wrong stage grids. Everything known when
+    the model is called or traced is checked with a `ValueError`; sizes only
+    known at run time (`None` in `input_shape`, inside a graph) are checked
+    by a TensorFlow assertion that fails the step.
 
     Args:
         multiple: The number height and width must be multiples of.
+        channels: The channel count the model was built for; `None` skips
+            the channel check.
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Example:
 
     >>> import numpy as np
-    >>> layer = InputSizeCheck(multiple=16)
+    >>> layer = InputCheck(multiple=16, channels=3)
     >>> layer(np.zeros((1, 32, 48, 3), "float32")).shape
     TensorShape([1, 32, 48, 3])
     """
 
-    def __init__(self, multiple, **kwargs):
+    def __init__(self, multiple, channels=None, **kwargs):
         super().__init__(**kwargs)
         if not _is_int(multiple) or multiple < 1:
             raise ValueError(
                 f"multiple must be a positive integer; received multiple={multiple!r}."
             )
+        if channels is not None and (not _is_int(channels) or channels < 1):
+            raise ValueError(
+                f"channels must be None or a positive integer; received channels={channels!r}."
+            )
         self.multiple = multiple
+        self.channels = channels
 
     def _check_static(self, shape):
+        shape = tuple(shape)
         if len(shape) != 4:
             raise ValueError(
-                f"Wave-ViT expects images (batch, height, width, channels); "
-                f"received input of rank {len(shape)} with shape {tuple(shape)}."
+                "Wave-ViT expects images (batch, height, width, channels); "
+                f"received input of rank {len(shape)} with shape {shape}."
+            )
+        if self.channels is not None and shape[-1] not in (None, self.channels):
+            raise ValueError(
+                f"This Wave-ViT was built for images with {self.channels} channels; "
+                f"received input shape {shape} ({shape[-1]} channels)."
             )
         for axis_name, size in zip(("height", "width"), shape[1:3]):
             if size is not None and size % self.multiple:
                 raise ValueError(
                     f"Input {axis_name} must be a multiple of {self.multiple} for this "
-                    f"Wave-ViT configuration; received input shape {tuple(shape)} "
+                    f"Wave-ViT configuration; received input shape {shape} "
                     f"({axis_name} {size})."
                 )
 
@@ -171,7 +186,7 @@ class InputSizeCheck(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config["multiple"] = self.multiple
+        config.update({"multiple": self.multiple, "channels": self.channels})
         return config
 
 
@@ -485,7 +500,7 @@ def WaveViT(
         drop_path_rate * index / max(total_blocks - 1, 1) for index in range(total_blocks)
     ]
     features = {}
-    x = InputSizeCheck(multiple, name="input_size_check")(inputs)
+    x = InputCheck(multiple, channels=input_shape[-1], name="input_check")(inputs)
     x = Stem(stem_hidden_dim, embed_dims[0], stride=stem_stride, name="patch_embed1")(x)
     block_index = 0
     for stage in range(NUM_STAGES):
