@@ -564,6 +564,7 @@ def train(
         epochs=epochs,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles every epoch
     )
     network.save(os.path.join(output, "final.keras"))
 
