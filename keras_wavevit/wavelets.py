@@ -25,6 +25,8 @@ convolution weights that consume the sub-bands apply unchanged. In pywt terms
 import keras
 from keras import ops
 
+from keras_wavevit.kernels import fused
+
 
 def _check_input_shape(shape, name):
     """Raises ValueError for shapes that are not NHWC or have odd sizes."""
@@ -86,6 +88,12 @@ def _idwt_forward(x):
     return ops.reshape(blocks, (batch, height * 2, width * 2, channels))
 
 
+# One XLA loop each on TensorFlow (see `kernels.fused`): the plain graph runs
+# the slices, butterfly and concatenation as separate passes over memory.
+_fused_dwt_forward = fused(_dwt_forward)
+_fused_idwt_forward = fused(_idwt_forward)
+
+
 @ops.custom_gradient
 def haar_dwt2d(x):
     """Single-level 2-D Haar DWT of an NHWC tensor.
@@ -111,7 +119,7 @@ def haar_dwt2d(x):
             (upstream,) = args
         return haar_idwt2d(upstream)
 
-    return _dwt_forward(x), grad
+    return _fused_dwt_forward(x), grad
 
 
 @ops.custom_gradient
@@ -139,7 +147,7 @@ def haar_idwt2d(x):
             (upstream,) = args
         return haar_dwt2d(upstream)
 
-    return _idwt_forward(x), grad
+    return _fused_idwt_forward(x), grad
 
 
 @keras.saving.register_keras_serializable(package="keras_wavevit")

@@ -1,0 +1,219 @@
+"""Fused elementwise kernels: exact GELU and a compile-on-TensorFlow decorator.
+
+On the TensorFlow backend, graph execution runs each elementwise op as its
+own kernel: a chain like `0.5 * x * (1 + erf(x / sqrt(2)))` reads and writes
+the whole tensor once per op. In Wave-ViT the FFN hidden maps are 8x the
+embedding width in stages 1-2, so these passes (not the arithmetic) dominate
+the activation's cost. `fused` compiles such a chain with XLA into one loop
+over the data, while the surrounding model stays in plain graph execution
+(XLA's CPU convolutions, the depthwise one above all, are far slower than
+TensorFlow's, so compiling the whole model is slower).
+
+Fusion changes only the speed: the kernels compute the same formulas. It can
+be switched off with the environment variable `KERAS_WAVEVIT_FUSED_KERNELS=0`
+(read at import) or, for code traced inside the block, with
+`fused_kernels(False)`. Graphs that must run without XLA, such as a SavedModel
+for a TensorFlow Serving binary built without XLA's CPU JIT, should be traced
+under `fused_kernels(False)`. Other backends run the plain formulas.
+"""
+
+import contextlib
+import functools
+import math
+import os
+
+import keras
+from keras import ops
+
+_SQRT_HALF = math.sqrt(0.5)
+_ENABLED = os.environ.get("KERAS_WAVEVIT_FUSED_KERNELS", "1") != "0"
+
+
+def fused_kernels_enabled():
+    """Whether `fused` functions are XLA-compiled when traced now."""
+    return _ENABLED and keras.backend.backend() == "tensorflow"
+
+
+@contextlib.contextmanager
+def fused_kernels(enabled):
+    """Context manager that switches kernel fusion on or off while tracing.
+
+    Args:
+        enabled: `False` traces the plain (unfused) ops.
+
+    Example:
+
+    >>> import numpy as np
+    >>> with fused_kernels(False):
+    ...     y = exact_gelu(np.zeros((2, 3), "float32"))
+    >>> y.shape
+    TensorShape([2, 3])
+    """
+    global _ENABLED
+    previous = _ENABLED
+    _ENABLED = bool(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED = previous
+
+
+def fused(function):
+    """Decorator: compiles `function` with XLA on TensorFlow when enabled.
+
+    `function` must take and return tensors only (no Python values that
+    vary between calls). Gradients flow through the compiled function.
+
+    Args:
+        function: The elementwise computation to fuse.
+
+    Returns:
+        A function with the same signature and results.
+
+    Example:
+
+    >>> import numpy as np
+    >>> square_plus_one = fused(lambda x: x * x + 1.0)
+    >>> np.asarray(square_plus_one(np.float32([2.0]))).tolist()
+    [5.0]
+    """
+    compiled = []
+
+    @functools.wraps(function)
+    def wrapper(*args):
+        if not fused_kernels_enabled():
+            return function(*args)
+        if not compiled:
+            import tensorflow as tf
+
+            compiled.append(
+                tf.function(
+                    function, jit_compile=True, reduce_retracing=True, autograph=False
+                )
+            )
+        return compiled[0](*args)
+
+    return wrapper
+
+
+def _exact_gelu(x):
+    compute = x if x.dtype == "float64" else ops.cast(x, "float32")
+    # Python scalars take the tensor's dtype (`ops.cast(python_float, ...)`
+    # would round through float32).
+    value = 0.5 * compute * (1.0 + ops.erf(compute * _SQRT_HALF))
+    return ops.cast(value, x.dtype)
+
+
+_fused_exact_gelu = fused(_exact_gelu)
+
+
+def _bias_exact_gelu(x, bias):
+    return _exact_gelu(x + bias)
+
+
+_fused_bias_exact_gelu = fused(_bias_exact_gelu)
+
+
+def exact_gelu(x, bias=None):
+    """GELU in its exact (erf) form, `0.5 * x * (1 + erf(x / sqrt(2)))`.
+
+    The formula of PyTorch's `nn.GELU()` (the official model's activation).
+    It is evaluated in float32 for float16/bfloat16 inputs (in float64 for
+    float64) and returned in the input dtype, as one fused kernel on
+    TensorFlow (see `fused`).
+
+    Args:
+        x: Tensor.
+        bias: Optional tensor broadcast and added to `x` first (fused).
+
+    Returns:
+        A tensor of `x`'s shape and dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> y = exact_gelu(np.float32([-1.0, 0.0, 1.0]))
+    >>> np.round(np.asarray(y), 4).tolist()
+    [-0.1587, 0.0, 0.8413]
+    """
+    x = ops.convert_to_tensor(x)
+    if bias is None:
+        return _fused_exact_gelu(x)
+    return _fused_bias_exact_gelu(x, ops.cast(bias, x.dtype))
+
+
+def _layer_norm(x, gamma, beta, epsilon):
+    compute = x if x.dtype == "float64" else ops.cast(x, "float32")
+    mean = ops.mean(compute, axis=-1, keepdims=True)
+    centered = compute - mean
+    variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+    scale = ops.rsqrt(variance + ops.cast(epsilon, compute.dtype)) * ops.cast(
+        gamma, compute.dtype
+    )
+    return ops.cast(centered * scale + ops.cast(beta, compute.dtype), x.dtype)
+
+
+_fused_layer_norm = fused(_layer_norm)
+
+
+def layer_norm(x, gamma, beta, epsilon):
+    """Layer normalisation over the last axis, `(x - mean) / sqrt(var + eps)`.
+
+    PyTorch's formula (biased variance), evaluated in float32 for
+    float16/bfloat16 inputs and returned in the input dtype, as one fused
+    kernel on TensorFlow (see `fused`).
+
+    Args:
+        x: Tensor `(..., channels)`.
+        gamma: Scale, shape `(channels,)`.
+        beta: Offset, shape `(channels,)`.
+        epsilon: Added to the variance.
+
+    Returns:
+        A tensor of `x`'s shape and dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> y = layer_norm(np.float32([[1.0, 3.0]]), np.ones(2, "float32"),
+    ...                np.zeros(2, "float32"), 0.0)
+    >>> np.asarray(y).tolist()
+    [[-1.0, 1.0]]
+    """
+    x = ops.convert_to_tensor(x)
+    dtype = "float64" if x.dtype == "float64" else "float32"
+    return _fused_layer_norm(
+        x,
+        ops.convert_to_tensor(gamma),
+        ops.convert_to_tensor(beta),
+        ops.convert_to_tensor(epsilon, dtype=dtype),
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_wavevit")
+class LayerNormalization(keras.layers.LayerNormalization):
+    """`keras.layers.LayerNormalization` computed by the fused `layer_norm`.
+
+    Same arguments, weights (`gamma`, `beta`) and config as the Keras layer;
+    normalising over the last axis (the only case Wave-ViT uses) runs as one
+    fused kernel, any other configuration falls back to the Keras layer.
+
+    Example:
+
+    >>> import numpy as np
+    >>> norm = LayerNormalization(epsilon=1e-6)
+    >>> norm(np.float32([[1.0, 3.0]])).shape
+    TensorShape([1, 2])
+    """
+
+    def call(self, inputs):
+        last_axis = self.axis in (-1, [-1], len(inputs.shape) - 1, [len(inputs.shape) - 1])
+        if (
+            not last_axis
+            or getattr(self, "rms_scaling", False)
+            or not (self.center and self.scale)
+        ):
+            return super().call(inputs)
+        return ops.cast(
+            layer_norm(inputs, self.gamma, self.beta, self.epsilon), self.compute_dtype
+        )

@@ -1,0 +1,110 @@
+"""The fused kernels: exact GELU against a float64 `math.erf` reference,
+fused and unfused paths agree, gradients and dtypes."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_wavevit.kernels import exact_gelu, fused, fused_kernels
+from keras_wavevit.wavelets import haar_dwt2d, haar_idwt2d
+
+
+def reference_gelu(x):
+    x = np.asarray(x, np.float64)
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def reference_gelu_derivative(x):
+    x = np.asarray(x, np.float64)
+    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    return cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+# Dense near 0 (where GELU bends), then the tails up to where float32's
+# GELU is exactly 0 or x.
+X = np.concatenate(
+    [np.linspace(-6.0, 6.0, 24001), np.linspace(-20.0, 20.0, 4001)]
+).astype(np.float32)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
+def test_exact_gelu_matches_float64_erf_to_float32_rounding(enabled):
+    with fused_kernels(enabled):
+        out = np.asarray(tf.function(exact_gelu)(tf.constant(X)))
+    error = np.abs(out.astype(np.float64) - reference_gelu(X))
+    # A few float32 ulps of max(1, |x|): the rounding of x * cdf(x), with
+    # cdf's error scaled by |x|. The tanh approximation is off by up to 5e-4.
+    ulps = error / np.spacing(np.maximum(1.0, np.abs(X)).astype(np.float32))
+    assert ulps.max() <= 4.0, (ulps.max(), X[ulps.argmax()])
+
+
+def test_exact_gelu_bias_is_added_first():
+    x = np.random.default_rng(0).normal(size=(2, 3, 5)).astype(np.float32)
+    bias = np.linspace(-1, 1, 5).astype(np.float32)
+    out = np.asarray(exact_gelu(x, bias))
+    np.testing.assert_allclose(out, reference_gelu(x + bias), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "dtype, atol",
+    [("float64", 1e-12), ("float32", 2e-6), ("bfloat16", 3e-2), ("float16", 4e-3)],
+)
+def test_exact_gelu_keeps_dtype_and_computes_in_float32(dtype, atol):
+    x = tf.cast(tf.constant(np.linspace(-5, 5, 101), tf.float64), dtype)
+    out = exact_gelu(x)
+    assert out.dtype == dtype
+    expected = reference_gelu(tf.cast(x, tf.float64).numpy())
+    np.testing.assert_allclose(tf.cast(out, tf.float64).numpy(), expected, atol=atol)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
+def test_exact_gelu_gradient(enabled):
+    x = tf.constant(np.linspace(-6, 6, 1001), tf.float32)
+
+    @tf.function
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = exact_gelu(x)
+        return tape.gradient(y, x)
+
+    with fused_kernels(enabled):
+        out = gradient(x).numpy()
+    np.testing.assert_allclose(out, reference_gelu_derivative(x.numpy()), atol=2e-6)
+
+
+def test_fused_and_unfused_wavelets_agree_with_gradients():
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(2, 8, 6, 5)), tf.float32)
+    upstream = tf.constant(rng.normal(size=(2, 4, 3, 20)), tf.float32)
+
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = haar_dwt2d(x)
+            z = haar_idwt2d(y)
+        return y, z, tape.gradient(y, x, output_gradients=upstream)
+
+    outputs = {}
+    for enabled in (True, False):
+        with fused_kernels(enabled):
+            outputs[enabled] = [t.numpy() for t in tf.function(run)(x)]
+    for fused_out, plain_out in zip(outputs[True], outputs[False]):
+        np.testing.assert_allclose(fused_out, plain_out, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(outputs[True][1], x.numpy(), atol=1e-6)
+
+
+def test_fused_accepts_unknown_shapes_and_switch_restores():
+    double = fused(lambda x: 2.0 * x)
+    spec = tf.TensorSpec((None, None), tf.float32)
+    traced = tf.function(double, input_signature=[spec])
+    assert traced(tf.ones((2, 3))).shape == (2, 3)
+    assert traced(tf.ones((4, 1))).numpy().tolist() == [[2.0]] * 4
+    with fused_kernels(False):
+        with fused_kernels(True):
+            pass
+        from keras_wavevit.kernels import fused_kernels_enabled
+
+        assert not fused_kernels_enabled()
