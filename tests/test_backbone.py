@@ -181,3 +181,24 @@ def test_backbone_round_trip_and_gradients(tmp_path, any_size_backbone):
     ]
     assert stem_grads and all(g is not None for g in stem_grads)
     assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in stem_grads)
+
+
+def _load_example(name):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_segmentation_example_trains_an_fpn_head():
+    example = _load_example("segmentation_head")
+    images, masks = example.toy_segmentation_data(4, 32)
+    assert set(np.unique(masks)) == {0, 1, 2}
+    backbone = WaveViT(**MICRO, include_top=False, input_shape=(None, None, 3))
+    model = example.fpn_segmentation_model(backbone, num_classes=3)
+    assert tuple(model(_images(1, 32, 48)).shape) == (1, 32, 48, 3)
+    before, after = example.main(["--steps", "6", "--batch-size", "8", "--run-eagerly"])
+    assert np.isfinite(before) and after < before
