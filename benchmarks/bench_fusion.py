@@ -32,6 +32,9 @@ def main():
                         default="float32")
     parser.add_argument("--baseline-gelu", action="store_true",
                         help="'Before' uses keras.activations.gelu(approximate=False).")
+    parser.add_argument("--only-layernorm", action="store_true",
+                        help="'Before' keeps every fused kernel but runs the block "
+                        "norms as keras.layers.LayerNormalization (isolates that step).")
     common.add_common_arguments(parser)
     args = parser.parse_args()
     if args.quick:
@@ -70,20 +73,32 @@ def main():
     with kernels.fused_kernels(True):
         functions["fused"] = tf.function(step)
         functions["fused"].get_concrete_function(x, y)
-    with kernels.fused_kernels(False), mock.patch.object(
-        blocks, "exact_gelu", plain_gelu if args.baseline_gelu else blocks.exact_gelu
-    ):
+    if args.only_layernorm:
+        before = mock.patch.object(
+            kernels, "layer_norm",
+            lambda x, gamma, beta, epsilon: keras.ops.layer_normalization(
+                x, gamma, beta, epsilon=epsilon),
+        )
+    else:
+        before = mock.patch.object(
+            blocks, "exact_gelu", plain_gelu if args.baseline_gelu else blocks.exact_gelu
+        )
+    with kernels.fused_kernels(args.only_layernorm), before:
         functions["before"] = tf.function(step)
         functions["before"].get_concrete_function(x, y)
 
     def run(function):
         return lambda: tf.nest.map_structure(lambda t: t.numpy(), function(x, y))
 
+    if args.only_layernorm:
+        before_text = "fused, but keras.layers.LayerNormalization in the blocks"
+    else:
+        before_text = ("tf.nn.gelu, " if args.baseline_gelu else "") + "unfused graph ops"
     print("# Fused kernels: before/after")
     for line in common.machine_summary():
         print(f"- {line}")
     print(f"- {args.model} at {size}, batch {args.batch}, {args.mode}, {args.precision}; "
-          f"'before' = {'tf.nn.gelu, ' if args.baseline_gelu else ''}unfused graph ops; "
+          f"'before' = {before_text}; "
           f"repeats {args.repeats} interleaved (median), warm-up {args.warmup}")
     medians = common.time_interleaved(
         {name: run(function) for name, function in functions.items()},

@@ -11,6 +11,7 @@ import numbers
 import keras
 from keras import ops
 
+from keras_wavevit.kernels import LayerNormalization
 from keras_wavevit.wavelets import DWT2D, IDWT2D
 
 # Epsilons of the official model (PyTorch defaults unless the model sets them).
@@ -222,7 +223,7 @@ class WaveAttention(_KeyValueAttentionBase):
             if sr_ratio > 1
             else None
         )
-        self.kv_norm = keras.layers.LayerNormalization(
+        self.kv_norm = LayerNormalization(
             epsilon=TORCH_LAYER_NORM_EPSILON, dtype=policy, name="kv_norm"
         )
         self.kv = keras.layers.Dense(2 * dim, name="kv", **dense)

@@ -21,7 +21,7 @@ from keras_wavevit.attention import (
     dense_initializer,
     is_positive_int,
 )
-from keras_wavevit.kernels import exact_gelu
+from keras_wavevit.kernels import LayerNormalization, exact_gelu
 
 # The `norm_layer` of the official model (block norms, stage norms, head).
 LAYER_NORM_EPSILON = 1e-6
@@ -108,7 +108,7 @@ class Stem(keras.layers.Layer):
             ]
         self.proj_pad = keras.layers.ZeroPadding2D(1, dtype=policy, name="proj_pad")
         self.proj = keras.layers.Conv2D(dim, 3, strides=2, name="proj", **conv)
-        self.norm = keras.layers.LayerNormalization(
+        self.norm = LayerNormalization(
             epsilon=TORCH_LAYER_NORM_EPSILON, dtype=policy, name="norm"
         )
 
@@ -171,7 +171,7 @@ class DownSample(keras.layers.Layer):
             dim, 3, strides=2, dtype=policy, kernel_initializer=conv_initializer(),
             name="proj",
         )
-        self.norm = keras.layers.LayerNormalization(
+        self.norm = LayerNormalization(
             epsilon=TORCH_LAYER_NORM_EPSILON, dtype=policy, name="norm"
         )
 
@@ -319,12 +319,12 @@ class Block(keras.layers.Layer):
         self.drop_path_rate = drop_path_rate
         policy = self.dtype_policy
         norm = dict(epsilon=LAYER_NORM_EPSILON, dtype=policy)
-        self.norm1 = keras.layers.LayerNormalization(name="norm1", **norm)
+        self.norm1 = LayerNormalization(name="norm1", **norm)
         if attention_type == "wave":
             self.attn = WaveAttention(dim, num_heads, sr_ratio, dtype=policy, name="attn")
         else:
             self.attn = Attention(dim, num_heads, dtype=policy, name="attn")
-        self.norm2 = keras.layers.LayerNormalization(name="norm2", **norm)
+        self.norm2 = LayerNormalization(name="norm2", **norm)
         self.mlp = MixFFN(dim, int(dim * mlp_ratio), dtype=policy, name="mlp")
         self.drop_path = keras.layers.Dropout(
             drop_path_rate, noise_shape=(None, 1, 1, 1), dtype=policy, name="drop_path"
@@ -389,9 +389,9 @@ class ClassBlock(keras.layers.Layer):
         policy = self.dtype_policy
         norm = dict(epsilon=LAYER_NORM_EPSILON, dtype=policy)
         dense = dict(dtype=policy, kernel_initializer=dense_initializer())
-        self.norm1 = keras.layers.LayerNormalization(name="norm1", **norm)
+        self.norm1 = LayerNormalization(name="norm1", **norm)
         self.attn = ClassAttention(dim, num_heads, dtype=policy, name="attn")
-        self.norm2 = keras.layers.LayerNormalization(name="norm2", **norm)
+        self.norm2 = LayerNormalization(name="norm2", **norm)
         self.fc1 = keras.layers.Dense(int(dim * mlp_ratio), name="fc1", **dense)
         self.fc2 = keras.layers.Dense(dim, name="fc2", **dense)
 

@@ -182,10 +182,11 @@ def layer_norm(x, gamma, beta, epsilon):
     """
     x = ops.convert_to_tensor(x)
     dtype = "float64" if x.dtype == "float64" else "float32"
+    # `ops.cast` also reads Keras variables into tensors.
     return _fused_layer_norm(
         x,
-        ops.convert_to_tensor(gamma),
-        ops.convert_to_tensor(beta),
+        ops.cast(gamma, dtype),
+        ops.cast(beta, dtype),
         ops.convert_to_tensor(epsilon, dtype=dtype),
     )
 

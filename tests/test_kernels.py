@@ -108,3 +108,42 @@ def test_fused_accepts_unknown_shapes_and_switch_restores():
         from keras_wavevit.kernels import fused_kernels_enabled
 
         assert not fused_kernels_enabled()
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
+def test_layer_norm_matches_float64_reference_and_keras(enabled):
+    import keras
+
+    from keras_wavevit.kernels import LayerNormalization
+
+    rng = np.random.default_rng(2)
+    x = (3.0 * rng.normal(size=(2, 5, 7, 24)) + 1.0).astype(np.float32)
+    gamma, beta = rng.normal(size=24), rng.normal(size=24)
+    ours, stock = LayerNormalization(epsilon=1e-6), keras.layers.LayerNormalization(epsilon=1e-6)
+    for layer in (ours, stock):
+        layer.build(x.shape)
+        layer.set_weights([gamma, beta])
+    x64 = x.astype(np.float64)
+    expected = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(
+        x64.var(-1, keepdims=True) + 1e-6
+    ) * gamma + beta
+    with fused_kernels(enabled):
+        out = np.asarray(tf.function(ours)(x))
+    np.testing.assert_allclose(out, expected, atol=2e-6)
+    np.testing.assert_allclose(out, np.asarray(stock(x)), atol=2e-6)
+    assert [w.path for w in ours.weights] == [w.path.replace(stock.name, ours.name)
+                                              for w in stock.weights]
+
+
+def test_layer_norm_low_precision_computes_in_float32():
+    from keras_wavevit.kernels import LayerNormalization
+
+    layer = LayerNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
+    x = tf.constant(np.random.default_rng(3).normal(size=(4, 16)) * 100 + 1000, tf.float32)
+    out = layer(x)
+    assert out.dtype == tf.bfloat16
+    # Normalisation layers take float32 inputs as they are (no bfloat16
+    # rounding of x ~ 1000); only the output is rounded to bfloat16.
+    x64 = x.numpy().astype(np.float64)
+    expected = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(tf.cast(out, tf.float64).numpy(), expected, atol=1e-2)
