@@ -48,6 +48,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from keras_wavevit.kernels import fused_kernels
 from keras_wavevit.preprocessing import normalize_images
 
 CLASS_NAMES_ASSET = "class_names.txt"
@@ -348,7 +349,10 @@ def export_saved_model(
     os.makedirs(base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base)
     try:
-        with tempfile.TemporaryDirectory() as asset_dir:
+        # Trace the plain ops, not the XLA-fused kernels: TensorFlow Serving
+        # runs functions marked for XLA only with its CPU JIT switched on
+        # (`--xla_cpu_compilation_enabled`), which is off by default.
+        with tempfile.TemporaryDirectory() as asset_dir, fused_kernels(False):
             archive = _build_archive(
                 model, head, image_size, class_names, include_logits, asset_dir
             )

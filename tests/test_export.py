@@ -259,6 +259,25 @@ def test_versioned_layout(served):
         assert os.path.exists(os.path.join(served["written"], name)), name
 
 
+def test_export_needs_no_xla(served):
+    # TensorFlow Serving runs XLA-marked functions only with its CPU JIT
+    # switched on; the export must trace the plain ops instead.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(served["written"], "saved_model.pb"), "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    functions = saved_model.meta_graphs[0].graph_def.library.function
+    assert functions, "the export holds no functions to check"
+    marked = [
+        function.signature.name
+        for function in functions
+        if function.attr["_XlaMustCompile"].b
+        or any(node.attr["_XlaMustCompile"].b for node in function.node_def)
+    ]
+    assert marked == []
+
+
 def test_child_process_cannot_import_the_package(served):
     assert served["result"]["hidden"] is True
 
