@@ -36,7 +36,7 @@ MICRO = dict(
 )
 GLOBAL_BATCH = 8
 STEPS = 2
-PROCESS_TIMEOUT_S = 180
+PROCESS_TIMEOUT_S = 240
 
 
 def _toy_data():
