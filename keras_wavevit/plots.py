@@ -49,6 +49,8 @@ def plot_learning_curves(history, output_dir):
     if not history or not history.get("loss"):
         raise ValueError("history has no 'loss' values to plot.")
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     os.makedirs(output_dir, exist_ok=True)
     epochs = np.asarray(history.get("epoch", range(len(history["loss"])))) + 1
     paths = []
@@ -60,6 +62,7 @@ def plot_learning_curves(history, output_dir):
         if history.get(f"val_{metric}"):
             axes.plot(epochs, history[f"val_{metric}"], "o-", color="tab:cyan", label="validation")
         axes.set_xlabel("Epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(label)
         axes.set_title(f"Learning curve: {metric}")
         axes.grid(alpha=0.3)
