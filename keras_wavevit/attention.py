@@ -34,7 +34,19 @@ def conv_initializer():
 
 
 def is_positive_int(value):
-    """Whether `value` is an integer >= 1 (Python or NumPy; not a bool)."""
+    """Whether `value` is an integer >= 1 (Python or NumPy; not a bool).
+
+    Args:
+        value: Anything.
+
+    Returns:
+        A bool.
+
+    Example:
+
+    >>> is_positive_int(3), is_positive_int(0), is_positive_int(2.0), is_positive_int(True)
+    (True, False, False, False)
+    """
     integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     return integer and value >= 1
 

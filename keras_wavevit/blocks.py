@@ -40,7 +40,22 @@ def _check_map(input_shape, name, channels=None):
 def check_positive(**values):
     """Raises ValueError unless every keyword value is a positive number.
 
-    Integers are required except for names ending in `_ratio`.
+    Integers are required except for names ending in `_ratio`. The message
+    names the argument and the value.
+
+    Args:
+        **values: Argument names and their values.
+
+    Raises:
+        ValueError: For the first value that is not positive.
+
+    Example:
+
+    >>> check_positive(dim=16, mlp_ratio=1.5)
+    >>> check_positive(hidden_dim=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: hidden_dim must be a positive integer; received hidden_dim=0.
     """
     for name, value in values.items():
         if name.endswith("_ratio"):
