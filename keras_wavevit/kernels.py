@@ -112,6 +112,37 @@ def _bias_exact_gelu(x, bias):
 
 
 _fused_bias_exact_gelu = fused(_bias_exact_gelu)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _bias_exact_gelu_grad(x, bias, upstream):
+    """Gradient of `_bias_exact_gelu` w.r.t. x (that of bias is its sum)."""
+    z = x + bias
+    compute = z if z.dtype == "float64" else ops.cast(z, "float32")
+    cdf = 0.5 * (1.0 + ops.erf(compute * _SQRT_HALF))
+    pdf = ops.exp(-0.5 * compute * compute) * _INV_SQRT_2PI
+    grad = ops.cast(upstream, compute.dtype) * (cdf + compute * pdf)
+    return ops.cast(grad, x.dtype)
+
+
+_fused_bias_exact_gelu_grad = fused(_bias_exact_gelu_grad)
+
+
+@ops.custom_gradient
+def _bias_exact_gelu_with_fused_grad(x, bias):
+    # The automatic gradient of the compiled forward is not fused; this one
+    # reads x, bias and the upstream gradient once.
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        grad = _fused_bias_exact_gelu_grad(x, bias, upstream)
+        # Outside the fused loop: XLA's CPU column reduction is ~8x slower
+        # than TensorFlow's here.
+        grad_bias = ops.sum(ops.reshape(grad, (-1, ops.shape(grad)[-1])), axis=0)
+        return grad, ops.cast(grad_bias, bias.dtype)
+
+    return _fused_bias_exact_gelu(x, bias), grad
 
 
 def exact_gelu(x, bias=None):
@@ -137,9 +168,13 @@ def exact_gelu(x, bias=None):
     [-0.1587, 0.0, 0.8413]
     """
     x = ops.convert_to_tensor(x)
+    if not fused_kernels_enabled():
+        return _exact_gelu(x if bias is None else x + ops.cast(bias, x.dtype))
     if bias is None:
-        return _fused_exact_gelu(x)
-    return _fused_bias_exact_gelu(x, ops.cast(bias, x.dtype))
+        if x.shape[-1] is None:
+            return _fused_exact_gelu(x)
+        bias = ops.zeros(x.shape[-1:], x.dtype)
+    return _bias_exact_gelu_with_fused_grad(x, ops.cast(bias, x.dtype))
 
 
 def _layer_norm(x, gamma, beta, epsilon):

@@ -147,3 +147,24 @@ def test_layer_norm_low_precision_computes_in_float32():
     x64 = x.numpy().astype(np.float64)
     expected = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
     np.testing.assert_allclose(tf.cast(out, tf.float64).numpy(), expected, atol=1e-2)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
+def test_exact_gelu_gradients_with_bias(enabled):
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.normal(size=(3, 4, 5, 6)) * 2, tf.float32)
+    bias = tf.constant(rng.normal(size=(6,)), tf.float32)
+    upstream = tf.constant(rng.normal(size=(3, 4, 5, 6)), tf.float32)
+
+    @tf.function
+    def gradients(x, bias):
+        with tf.GradientTape() as tape:
+            tape.watch([x, bias])
+            y = exact_gelu(x, bias)
+        return tape.gradient(y, [x, bias], output_gradients=upstream)
+
+    with fused_kernels(enabled):
+        grad_x, grad_bias = gradients(x, bias)
+    expected = upstream.numpy() * reference_gelu_derivative(x.numpy() + bias.numpy())
+    np.testing.assert_allclose(grad_x.numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(grad_bias.numpy(), expected.sum(axis=(0, 1, 2)), atol=1e-4)
