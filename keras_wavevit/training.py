@@ -473,6 +473,11 @@ def train(
             validation_fraction=validation_fraction,
             validation_directory=validation_dir,
         )
+    if splits.num_validation == 0:
+        raise ValueError(
+            "The validation split is empty: use a validation_fraction > 0 (with "
+            "at least one image per class held out) or a validation directory/split."
+        )
     if splits.num_train < batch_size:
         raise ValueError(
             f"batch_size={batch_size} is larger than the training split "
@@ -718,15 +723,17 @@ def configure_parser(parser):
         help=f"one of {sorted(VARIANTS)}, inline JSON or a .json architecture file",
     )
     recipe.add_argument("--image-size", type=_image_size, help="N or H,W (default: the model's)")
-    recipe.add_argument("--epochs", type=int, default=30)
-    recipe.add_argument("--batch-size", type=int, default=128)
+    recipe.add_argument("--epochs", type=int, default=30, help="epochs")
+    recipe.add_argument("--batch-size", type=int, default=128, help="global batch size")
     recipe.add_argument("--steps-per-epoch", type=int, help="cap the steps of each epoch")
     recipe.add_argument("--learning-rate", type=float, default=1e-3, help="peak AdamW rate")
-    recipe.add_argument("--min-learning-rate", type=float, default=1e-5)
-    recipe.add_argument("--weight-decay", type=float, default=0.05)
-    recipe.add_argument("--warmup-epochs", type=float, default=2.0)
+    recipe.add_argument("--min-learning-rate", type=float, default=1e-5,
+                        help="learning rate at the end of the cosine decay")
+    recipe.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
+    recipe.add_argument("--warmup-epochs", type=float, default=2.0,
+                        help="linear warm-up, in epochs")
     recipe.add_argument("--clip-norm", type=float, help="global gradient-norm clip")
-    recipe.add_argument("--label-smoothing", type=float, default=0.1)
+    recipe.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing")
     recipe.add_argument("--drop-path-rate", type=float, help="stochastic depth (default: model's)")
     augment = parser.add_argument_group("augmentation (training split only)")
     augment.add_argument("--mixup", type=float, default=data_lib.DEFAULT_MIXUP_ALPHA,

@@ -185,7 +185,8 @@ def test_killed_run_resumes_from_its_last_epoch(image_folder, tmp_path):
         "--mixup", "0", "--rotation", "0", "--color-jitter", "0", "--crop-scale", "none",
     ]
     metadata_path = os.path.join(output, "backup", "training_metadata.json")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_file = open(tmp_path / "killed_run.log", "wb")  # a file never fills up like a pipe
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 600
         while not os.path.exists(metadata_path):
@@ -197,6 +198,7 @@ def test_killed_run_resumes_from_its_last_epoch(image_folder, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+        log_file.close()
     assert process.returncode == -signal.SIGKILL
     with open(metadata_path, encoding="utf-8") as file:
         resume_epoch = json.load(file)["epoch"]
