@@ -164,7 +164,7 @@ def exact_gelu(x, bias=None):
 
     >>> import numpy as np
     >>> y = exact_gelu(np.float32([-1.0, 0.0, 1.0]))
-    >>> np.round(np.asarray(y), 4).tolist()
+    >>> [round(float(v), 4) for v in np.asarray(y)]
     [-0.1587, 0.0, 0.8413]
     """
     x = ops.convert_to_tensor(x)
