@@ -218,3 +218,36 @@ def test_killed_run_resumes_from_its_last_epoch(image_folder, tmp_path):
     assert float(appended[0]["train_minutes"]) > float(rows_before[-1]["train_minutes"])
     assert sorted(set(int(row["epoch"]) for row in rows)) == list(range(epochs))
     assert not os.path.exists(os.path.join(output, "backup"))
+
+
+def test_grad_cam_explains_the_predicted_class_at_image_resolution():
+    from keras_wavevit import interpret
+
+    model = training.build_model(MICRO_MODEL, 4, (32, 32))
+    assert interpret.default_cam_layer(model) == "block3_0"
+    images = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3)).astype("uint8")
+    maps, classes = interpret.grad_cam(model, images)
+    predicted = np.argmax(model.predict(training.data_lib.normalize_images(images), verbose=0), -1)
+    np.testing.assert_array_equal(classes, predicted)
+    assert maps.shape == (3, 32, 32) and maps.min() >= 0.0 and maps.max() <= 1.0 + 1e-6
+    _, explained = interpret.grad_cam(model, images, class_ids=[1, 2, 3])
+    np.testing.assert_array_equal(explained, [1, 2, 3])
+    with pytest.raises(ValueError, match="stage 4|block4"):
+        interpret.default_cam_layer(keras.Sequential([keras.layers.Dense(1)]), stage=4)
+    with pytest.raises(ValueError, match="images"):
+        interpret.grad_cam(model, images[0])
+
+
+def test_confusion_matrix_and_figures(tmp_path):
+    from keras_wavevit import plots
+
+    matrix = plots.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1], 3)
+    assert matrix.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
+    path = plots.plot_confusion_matrix(matrix, ["a", "b", "c"], str(tmp_path / "cm.png"))
+    assert os.path.getsize(path) > 0
+    with pytest.raises(ValueError, match="square"):
+        plots.plot_confusion_matrix(np.zeros((2, 3)), ["a", "b"], str(tmp_path / "x.png"))
+    with pytest.raises(ValueError, match="loss"):
+        plots.plot_learning_curves({}, str(tmp_path))
+    with pytest.raises(ValueError, match="same"):
+        plots.plot_prediction_grid(np.zeros((2, 8, 8, 3)), [0], [0, 1], ["a", "b"], "x.png")
