@@ -81,6 +81,7 @@ history = model.fit(
     train_ds,
     validation_data=val_ds,
     epochs=args.epochs,
+    shuffle=False,  # train_ds already reshuffles every epoch
     callbacks=[
         keras.callbacks.ModelCheckpoint(os.path.join(args.output, "best.keras"),
                                         monitor="val_accuracy", mode="max",
