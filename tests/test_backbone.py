@@ -8,16 +8,8 @@ import pytest
 
 import keras_wavevit
 from keras_wavevit.model import VARIANTS, WaveViT, feature_strides
+from tests.configs import MICRO_ARCHITECTURE as MICRO
 
-MICRO = dict(
-    embed_dims=(8, 16, 32, 32),
-    num_heads=(1, 1, 2, 2),
-    mlp_ratios=(2, 2, 2, 2),
-    depths=(1, 1, 1, 1),
-    sr_ratios=(2, 1, 1, 1),
-    stem_hidden_dim=8,
-    stem_stride=2,
-)
 KEYS = ("stage1", "stage2", "stage3", "stage4")
 
 

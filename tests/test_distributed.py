@@ -20,20 +20,10 @@ import sys
 
 import numpy as np
 import pytest
+from tests.configs import MICRO_CLASSIFIER as MICRO
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-MICRO = dict(
-    embed_dims=(8, 16, 32, 32),
-    num_heads=(1, 1, 2, 2),
-    mlp_ratios=(2, 2, 2, 2),
-    depths=(1, 1, 1, 1),
-    sr_ratios=(2, 1, 1, 1),
-    stem_hidden_dim=8,
-    stem_stride=2,
-    input_shape=(32, 32, 3),
-    num_classes=3,
-)
 GLOBAL_BATCH = 8
 STEPS = 2
 PROCESS_TIMEOUT_S = 240

@@ -16,6 +16,7 @@ import keras_wavevit
 from keras_wavevit import export as export_module
 from keras_wavevit.export import export_saved_model
 from keras_wavevit.preprocessing import normalize_images
+from tests.configs import MICRO_CLASSIFIER
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(keras_wavevit.__file__)))
 CLASS_NAMES = ["cat", "dog", "fox"]
@@ -131,17 +132,7 @@ CHILD_SCRIPT = textwrap.dedent(
 
 
 def tiny_wavevit():
-    return keras_wavevit.WaveViT(
-        embed_dims=(8, 16, 32, 32),
-        num_heads=(1, 1, 2, 2),
-        mlp_ratios=(2, 2, 2, 2),
-        depths=(1, 1, 1, 1),
-        sr_ratios=(2, 1, 1, 1),
-        stem_hidden_dim=8,
-        stem_stride=2,
-        input_shape=(32, 32, 3),
-        num_classes=3,
-    )
+    return keras_wavevit.WaveViT(**MICRO_CLASSIFIER)
 
 
 def plain_classifier(input_shape=(16, 16, 3), activation=None, dtype=None):

@@ -199,7 +199,7 @@ def test_mean_class_token_is_the_token_mean():
     [
         (lambda: Attention(dim=10, num_heads=3), "dim must be divisible by num_heads.*dim=10"),
         (lambda: WaveAttention(dim=18, num_heads=2, sr_ratio=2), "divisible by 4.*dim=18"),
-        (lambda: WaveAttention(dim=16, num_heads=2, sr_ratio=0), "sr_ratio must be >= 1.*sr_ratio=0"),
+        (lambda: WaveAttention(dim=16, num_heads=2, sr_ratio=0), "sr_ratio must be an integer >= 1.*sr_ratio=0"),
         (lambda: Block(8, 2, 2, attention_type="local"), "attention_type.*'local'"),
         (lambda: Block(8, 2, 2, drop_path_rate=1.0), r"drop_path_rate must be in \[0, 1\).*1.0"),
         (lambda: Stem(8, 16, stride=3), "stride must be 2 or 4.*stride=3"),

@@ -8,17 +8,8 @@ import pytest
 
 import keras_wavevit
 from keras_wavevit import WaveViT, build_variant, required_input_multiple
+from tests.configs import MICRO_ARCHITECTURE as MICRO
 
-# A model small enough to train in seconds on a CPU (stem stride 2, 32x32 input).
-MICRO = dict(
-    embed_dims=(8, 16, 32, 32),
-    num_heads=(1, 2, 2, 4),
-    mlp_ratios=(2, 2, 2, 2),
-    depths=(1, 1, 1, 1),
-    sr_ratios=(2, 1, 1, 1),
-    stem_hidden_dim=8,
-    stem_stride=2,
-)
 
 
 def trainable_count(model):

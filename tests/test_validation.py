@@ -25,18 +25,8 @@ from keras_wavevit.blocks import (
 )
 from keras_wavevit.model import InputCheck, WaveViT, build_variant
 from keras_wavevit.wavelets import DWT2D, IDWT2D
+from tests.configs import MICRO_CLASSIFIER as MICRO
 
-MICRO = dict(
-    embed_dims=(8, 16, 32, 32),
-    num_heads=(1, 1, 2, 2),
-    mlp_ratios=(2, 2, 2, 2),
-    depths=(1, 1, 1, 1),
-    sr_ratios=(2, 1, 1, 1),
-    stem_hidden_dim=8,
-    stem_stride=2,
-    input_shape=(32, 32, 3),
-    num_classes=3,
-)
 
 
 @pytest.fixture
