@@ -173,10 +173,6 @@ class DWT2D(keras.layers.Layer):
         Representation Learning", ECCV 2022.
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = False
-
     def build(self, input_shape):
         _check_input_shape(input_shape, self.__class__.__name__)
         super().build(input_shape)
