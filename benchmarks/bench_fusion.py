@@ -47,7 +47,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from keras_wavevit import blocks, kernels
+    from keras_wavevit.layers import blocks, fusion as kernels
     from bench_model import build_model, default_image_size
 
     keras.mixed_precision.set_global_policy(args.precision)

@@ -40,7 +40,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from keras_wavevit import kernels
+    from keras_wavevit.layers import fusion as kernels
 
     def parse(text):
         return tuple(int(v) for v in text.split("x"))

@@ -58,8 +58,8 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from keras_wavevit.kernels import fused_kernels
-    from keras_wavevit.wavelets import haar_dwt2d, haar_idwt2d
+    from keras_wavevit.layers.fusion import fused_kernels
+    from keras_wavevit.layers.wavelets import haar_dwt2d, haar_idwt2d
 
     subband_filters = 0.5 * np.array(
         [

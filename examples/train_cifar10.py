@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit import data, plots
+from keras_wavevit.recipes import data, plots
 from keras_wavevit.export import export_saved_model
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

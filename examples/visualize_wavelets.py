@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit.data import sample_data_dir
+from keras_wavevit.recipes.data import sample_data_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--image", help="an image file (default: a shipped CIFAR-10 cat)")

@@ -1,7 +1,7 @@
 """Wave-ViT for Keras 3: wavelet layers, the model family and tools."""
 
-from keras_wavevit.attention import Attention, ClassAttention, WaveAttention
-from keras_wavevit.blocks import (
+from keras_wavevit.layers.attention import Attention, ClassAttention, WaveAttention
+from keras_wavevit.layers.blocks import (
     Block,
     ClassBlock,
     DownSample,
@@ -10,7 +10,7 @@ from keras_wavevit.blocks import (
     Stem,
     TokenLabelHead,
 )
-from keras_wavevit.convert import load_official_weights
+from keras_wavevit.weights.official import load_official_weights
 from keras_wavevit.model import (
     VARIANTS,
     WaveViT,
@@ -21,7 +21,7 @@ from keras_wavevit.model import (
     build_variant,
     required_input_multiple,
 )
-from keras_wavevit.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
+from keras_wavevit.layers.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
 from keras_wavevit.export import export_saved_model
 
 __version__ = "0.1.0"

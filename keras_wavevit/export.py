@@ -48,7 +48,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_wavevit.kernels import fused_kernels
+from keras_wavevit.layers.fusion import fused_kernels
 from keras_wavevit.preprocessing import normalize_images
 
 CLASS_NAMES_ASSET = "class_names.txt"

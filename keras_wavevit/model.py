@@ -13,7 +13,7 @@ import os
 
 import keras
 
-from keras_wavevit.blocks import (
+from keras_wavevit.layers.blocks import (
     LAYER_NORM_EPSILON,
     Block,
     ClassBlock,

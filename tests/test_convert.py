@@ -1,4 +1,4 @@
-"""Tests of the official-weight converter (`keras_wavevit.convert`).
+"""Tests of the official-weight converter (`keras_wavevit.weights.official`).
 
 The parity tests use `fixtures/wavevit_tiny_c10.npz`, made by running the
 official PyTorch code (YehLi/ImageNetModel `classification/wavevit.py`) on a
@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 import keras_wavevit
-from keras_wavevit import cli, convert
+from keras_wavevit import cli
+from keras_wavevit.weights import official as convert
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 TINY_FIXTURE = FIXTURES / "wavevit_tiny_c10.npz"

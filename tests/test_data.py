@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_wavevit import data
+from keras_wavevit.recipes import data
 from keras_wavevit.preprocessing import normalize_images
 
 CLASSES = ("cat", "dog", "frog")

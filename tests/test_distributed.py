@@ -40,7 +40,7 @@ def _build_and_compile(initial_weights=None, run_eagerly=True):
     import keras
 
     import keras_wavevit
-    from keras_wavevit.distribute import synchronize_batch_norm
+    from keras_wavevit.recipes.distribute import synchronize_batch_norm
 
     keras.utils.set_random_seed(0)
     model = keras_wavevit.WaveViT(**MICRO)
@@ -59,7 +59,7 @@ def _build_and_compile(initial_weights=None, run_eagerly=True):
 def _dataset():
     import tensorflow as tf
 
-    from keras_wavevit.distribute import distribute_dataset_options
+    from keras_wavevit.recipes.distribute import distribute_dataset_options
 
     dataset = tf.data.Dataset.from_tensor_slices(_toy_data()).batch(GLOBAL_BATCH)
     return distribute_dataset_options(dataset)
@@ -67,7 +67,7 @@ def _dataset():
 
 def _run_mirrored(output_path):
     """Trains the same model on 1 device and on 2 mirrored logical CPUs."""
-    from keras_wavevit.distribute import configure_logical_cpus, get_strategy
+    from keras_wavevit.recipes.distribute import configure_logical_cpus, get_strategy
 
     devices = configure_logical_cpus(2)
     import tensorflow as tf
@@ -98,7 +98,7 @@ def _run_mirrored(output_path):
 
 def _run_worker(output_dir):
     """One worker of a multi-worker job (cluster and task from TF_CONFIG)."""
-    from keras_wavevit.distribute import get_strategy, is_chief
+    from keras_wavevit.recipes.distribute import get_strategy, is_chief
 
     strategy = get_strategy("multiworker")
     with strategy.scope():

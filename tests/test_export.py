@@ -36,7 +36,8 @@ CHILD_SCRIPT = textwrap.dedent(
         if p and os.path.realpath(p) != os.path.realpath(repo_root)
     ]
     sys.meta_path[:] = [
-        f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+        f for f in sys.meta_path
+        if "editable" not in getattr(f, "__module__", type(f).__module__).lower()
     ]
     try:
         import keras_wavevit  # noqa: F401

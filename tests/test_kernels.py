@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_wavevit.kernels import exact_gelu, fused, fused_kernels
-from keras_wavevit.wavelets import haar_dwt2d, haar_idwt2d
+from keras_wavevit.layers.fusion import exact_gelu, fused, fused_kernels
+from keras_wavevit.layers.wavelets import haar_dwt2d, haar_idwt2d
 
 
 def reference_gelu(x):
@@ -105,7 +105,7 @@ def test_fused_accepts_unknown_shapes_and_switch_restores():
     with fused_kernels(False):
         with fused_kernels(True):
             pass
-        from keras_wavevit.kernels import fused_kernels_enabled
+        from keras_wavevit.layers.fusion import fused_kernels_enabled
 
         assert not fused_kernels_enabled()
 
@@ -114,7 +114,7 @@ def test_fused_accepts_unknown_shapes_and_switch_restores():
 def test_layer_norm_matches_float64_reference_and_keras(enabled):
     import keras
 
-    from keras_wavevit.kernels import LayerNormalization
+    from keras_wavevit.layers.fusion import LayerNormalization
 
     rng = np.random.default_rng(2)
     x = (3.0 * rng.normal(size=(2, 5, 7, 24)) + 1.0).astype(np.float32)
@@ -136,7 +136,7 @@ def test_layer_norm_matches_float64_reference_and_keras(enabled):
 
 
 def test_layer_norm_low_precision_computes_in_float32():
-    from keras_wavevit.kernels import LayerNormalization
+    from keras_wavevit.layers.fusion import LayerNormalization
 
     layer = LayerNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
     x = tf.constant(np.random.default_rng(3).normal(size=(4, 16)) * 100 + 1000, tf.float32)

@@ -142,7 +142,7 @@ def test_mixed_precision_keeps_logits_and_softmax_in_float32(policy):
 
 
 def test_softmax_runs_in_float32_under_bfloat16():
-    from keras_wavevit.attention import scaled_dot_product_attention
+    from keras_wavevit.layers.attention import scaled_dot_product_attention
 
     rng = np.random.default_rng(0)
     # Large score differences: a bfloat16 softmax would round the weights.

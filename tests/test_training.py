@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_wavevit import cli, training
+from keras_wavevit import cli
+from keras_wavevit.recipes import training
 
 # A very small Wave-ViT so each step takes milliseconds.
 MICRO_MODEL = json.dumps(
@@ -221,7 +222,7 @@ def test_killed_run_resumes_from_its_last_epoch(image_folder, tmp_path):
 
 
 def test_grad_cam_explains_the_predicted_class_at_image_resolution():
-    from keras_wavevit import interpret
+    from keras_wavevit.recipes import interpret
 
     model = training.build_model(MICRO_MODEL, 4, (32, 32))
     assert interpret.default_cam_layer(model) == "block3_0"
@@ -239,7 +240,7 @@ def test_grad_cam_explains_the_predicted_class_at_image_resolution():
 
 
 def test_confusion_matrix_and_figures(tmp_path):
-    from keras_wavevit import plots
+    from keras_wavevit.recipes import plots
 
     matrix = plots.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1], 3)
     assert matrix.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 1]]

@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit import distribute
-from keras_wavevit.attention import Attention, ClassAttention, WaveAttention
-from keras_wavevit.blocks import (
+from keras_wavevit.recipes import distribute
+from keras_wavevit.layers.attention import Attention, ClassAttention, WaveAttention
+from keras_wavevit.layers.blocks import (
     Block,
     ClassBlock,
     DownSample,
@@ -24,7 +24,7 @@ from keras_wavevit.blocks import (
     TokenLabelHead,
 )
 from keras_wavevit.model import InputCheck, WaveViT, build_variant
-from keras_wavevit.wavelets import DWT2D, IDWT2D
+from keras_wavevit.layers.wavelets import DWT2D, IDWT2D
 from tests.configs import MICRO_CLASSIFIER as MICRO
 
 

@@ -6,7 +6,7 @@ import pywt
 import tensorflow as tf
 
 from keras_wavevit import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
-from keras_wavevit.wavelets import _dwt_forward, _idwt_forward
+from keras_wavevit.layers.wavelets import _dwt_forward, _idwt_forward
 
 RNG = np.random.default_rng(0)
 

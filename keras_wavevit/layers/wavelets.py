@@ -25,7 +25,7 @@ convolution weights that consume the sub-bands apply unchanged. In pywt terms
 import keras
 from keras import ops
 
-from keras_wavevit.kernels import fused
+from keras_wavevit.layers.fusion import fused
 
 
 def _check_input_shape(shape, name):

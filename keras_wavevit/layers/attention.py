@@ -11,8 +11,8 @@ import numbers
 import keras
 from keras import ops
 
-from keras_wavevit.kernels import LayerNormalization
-from keras_wavevit.wavelets import DWT2D, IDWT2D
+from keras_wavevit.layers.fusion import LayerNormalization
+from keras_wavevit.layers.wavelets import DWT2D, IDWT2D
 
 # Epsilons of the official model (PyTorch defaults unless the model sets them).
 TORCH_LAYER_NORM_EPSILON = 1e-5

@@ -10,7 +10,7 @@ import numbers
 import keras
 from keras import ops
 
-from keras_wavevit.attention import (
+from keras_wavevit.layers.attention import (
     BATCH_NORM_EPSILON,
     BATCH_NORM_MOMENTUM,
     TORCH_LAYER_NORM_EPSILON,
@@ -21,7 +21,7 @@ from keras_wavevit.attention import (
     dense_initializer,
     is_positive_int,
 )
-from keras_wavevit.kernels import LayerNormalization, exact_gelu
+from keras_wavevit.layers.fusion import LayerNormalization, exact_gelu
 
 # The `norm_layer` of the official model (block norms, stage norms, head).
 LAYER_NORM_EPSILON = 1e-6

@@ -28,7 +28,9 @@ import tensorflow as tf
 from keras_wavevit.preprocessing import normalize_images
 
 AUTOTUNE = tf.data.AUTOTUNE
-SAMPLE_DATA_DIR = os.path.join(os.path.dirname(__file__), "sample_data", "cifar10")
+SAMPLE_DATA_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "sample_data", "cifar10"
+)
 # The seed recipe's crop scale and rotation (RandomResizedCrop(scale=(0.6, 1)),
 # RandomRotation(20)), colour jitter 0.2 and MixUp.
 DEFAULT_CROP_SCALE = (0.6, 1.0)

@@ -12,10 +12,10 @@ import sys
 
 SUBCOMMANDS = {
     # name: (module, help)
-    "train": ("keras_wavevit.training", "train a Wave-ViT and export it"),
-    "evaluate": ("keras_wavevit.evaluation", "top-1/top-5 and a confusion matrix"),
+    "train": ("keras_wavevit.recipes.training", "train a Wave-ViT and export it"),
+    "evaluate": ("keras_wavevit.recipes.evaluation", "top-1/top-5 and a confusion matrix"),
     "export": ("keras_wavevit.export", "export a .keras model as a SavedModel"),
-    "convert": ("keras_wavevit.convert_cli", "convert an official checkpoint"),
+    "convert": ("keras_wavevit.cli.convert", "convert an official checkpoint"),
 }
 
 
@@ -67,6 +67,3 @@ def main(argv=None):
     args = build_parser(command).parse_args(argv)
     return importlib.import_module(args.module_name).run(args) or 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

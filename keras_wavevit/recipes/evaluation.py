@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_wavevit import data as data_lib
+from keras_wavevit.recipes import data as data_lib
 
 SUBSETS = ("all", "validation", "train")
 
@@ -93,7 +93,7 @@ def evaluate(predict, dataset, num_classes, batch_size=256):
     >>> result["top1"], result["confusion_matrix"]
     (0.75, [[0, 1], [0, 3]])
     """
-    from keras_wavevit.plots import confusion_matrix
+    from keras_wavevit.recipes.plots import confusion_matrix
 
     top1 = top5 = count = 0
     true_all, predicted_all = [], []
@@ -163,7 +163,7 @@ def run(args):
     >>> main(["evaluate", "runs/tiny/best.keras", "--data-dir", "test"])  # doctest: +SKIP
     0
     """
-    from keras_wavevit.plots import plot_confusion_matrix
+    from keras_wavevit.recipes.plots import plot_confusion_matrix
 
     if bool(args.data_dir) == bool(args.dataset):
         raise ValueError("Pass exactly one of --data-dir (image folder) or --dataset (TFDS).")

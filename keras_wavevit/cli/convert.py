@@ -18,7 +18,7 @@ import json
 import sys
 import warnings
 
-from keras_wavevit.convert import (
+from keras_wavevit.weights.official import (
     CheckpointMismatchError,
     atomic_save,
     describe_plan,

@@ -116,7 +116,7 @@ def plot_grad_cam(model, images, class_names, path, true_labels=None, layer_name
     >>> plot_grad_cam(model, np.zeros((2, 32, 32, 3), "uint8"), ["a", "b"], "/tmp/cam.png")
     '/tmp/cam.png'
     """
-    from keras_wavevit.plots import _pyplot
+    from keras_wavevit.recipes.plots import _pyplot
 
     cams, predicted = grad_cam(model, images, layer_name=layer_name)
     plt = _pyplot()

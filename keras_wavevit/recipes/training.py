@@ -1,6 +1,6 @@
 """`keras-wavevit train`: the training recipe, end to end.
 
-Data (`keras_wavevit.data`) -> Wave-ViT (`keras_wavevit.model`) -> AdamW with
+Data (`keras_wavevit.recipes.data`) -> Wave-ViT (`keras_wavevit.model`) -> AdamW with
 linear warm-up and cosine decay, label smoothing, stochastic depth, MixUp ->
 `fit` with best-checkpoint, `BackupAndRestore`, `CSVLogger` and TensorBoard
 callbacks -> validation accuracy, training/inference throughput, learning
@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_wavevit import data as data_lib
+from keras_wavevit.recipes import data as data_lib
 from keras_wavevit.model import VARIANTS, WaveViT
 
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
@@ -302,7 +302,7 @@ def _set_precision(policy):
 
 
 def _get_strategy(name):
-    from keras_wavevit.distribute import get_strategy
+    from keras_wavevit.recipes.distribute import get_strategy
 
     return get_strategy(name)
 
@@ -618,7 +618,7 @@ def train(
         print("matplotlib is not installed (pip install 'keras-wavevit[plots]'): no figures.")
         plots = False
     if plots:
-        from keras_wavevit import interpret, plots as plots_lib
+        from keras_wavevit.recipes import interpret, plots as plots_lib
 
         plots_lib.plot_learning_curves(log, output)
         predicted = np.argmax(

@@ -1,0 +1,1 @@
+"""Wave-ViT Keras layers: wavelets, attention, blocks, head, normalisation."""

@@ -1,0 +1,1 @@
+"""Reading checkpoints and mapping the official Wave-ViT weights."""
