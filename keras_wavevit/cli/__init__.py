@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+# Shows the Python traceback of a failed command instead of one line.
+TRACEBACK_FLAG = "--traceback"
 SUBCOMMANDS = {
     # name: (module, help)
     "train": ("keras_wavevit.recipes.training", "train a Wave-ViT and export it"),
@@ -36,7 +38,9 @@ def build_parser(command=None):
     'keras-wavevit'
     """
     parser = argparse.ArgumentParser(
-        prog="keras-wavevit", description="Wave-ViT for Keras 3 / TensorFlow."
+        prog="keras-wavevit",
+        description="Wave-ViT for Keras 3 / TensorFlow.",
+        epilog=f"{TRACEBACK_FLAG} (anywhere): show the Python traceback of an error.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -47,8 +51,19 @@ def build_parser(command=None):
     return parser
 
 
+def _command_of(argv):
+    # The top-level parser has no options besides --help, so the first
+    # argument that is not an option names the subcommand.
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv=None):
     """Entry point of `keras-wavevit`.
+
+    An error in the user's input or files (`ValueError`, `OSError`,
+    `KeyError`) ends as one line, `keras-wavevit <command>: error: ...`, and
+    exit status 2; `--traceback` anywhere on the command line shows the
+    Python traceback instead.
 
     Args:
         argv: Arguments (default: `sys.argv[1:]`).
@@ -58,12 +73,19 @@ def main(argv=None):
 
     Example:
 
-    >>> main(["convert", "--help"])  # doctest: +SKIP
+    >>> main(["export", "missing.keras", "exported"])  # doctest: +SKIP
+    2
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    # The top-level parser has no options besides --help, so the first
-    # argument that is not an option names the subcommand.
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    show_traceback = TRACEBACK_FLAG in argv
+    argv = [arg for arg in argv if arg != TRACEBACK_FLAG]
+    command = _command_of(argv)
     args = build_parser(command).parse_args(argv)
-    return importlib.import_module(args.module_name).run(args) or 0
-
+    try:
+        return importlib.import_module(args.module_name).run(args) or 0
+    except (ValueError, OSError, KeyError) as error:
+        if show_traceback:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"keras-wavevit {args.command}: error: {message}", file=sys.stderr)
+        return 2
