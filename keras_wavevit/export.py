@@ -42,12 +42,12 @@ reshapes and slices of the forward pass.
 """
 
 import os
-import shutil
 import tempfile
 
 import keras
 import tensorflow as tf
 
+from keras_wavevit.files import atomic_directory
 from keras_wavevit.layers.fusion import fused_kernels
 from keras_wavevit.preprocessing import normalize_images
 
@@ -176,20 +176,16 @@ def _class_names_table(class_names, directory):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def _build_archive(model, head, image_size, class_names, include_logits, asset_dir):
+def _predict_function(head, image_size, include_logits, table):
+    """One tf.function shared by every endpoint: the model is traced once."""
     logits_model, outputs_are_probabilities = head
-    table = None
-    if class_names is not None:
-        table = _class_names_table(class_names, asset_dir)
 
-    # One tf.function shared by every endpoint: the model is traced once.
     @tf.function(
         input_signature=[tf.TensorSpec((None, *image_size, 3), tf.float32)],
         autograph=False,
     )
     def predict(normalized):
-        outputs = logits_model(normalized, training=False)
-        outputs = tf.cast(outputs, tf.float32)
+        outputs = tf.cast(logits_model(normalized, training=False), tf.float32)
         if outputs_are_probabilities:
             probabilities = outputs
             logits = tf.math.log(probabilities)
@@ -204,12 +200,12 @@ def _build_archive(model, head, image_size, class_names, include_logits, asset_d
             result["labels"] = table.lookup(classes)
         return result
 
-    def preprocess(images):
-        images = tf.image.resize(
-            tf.cast(images, tf.float32), image_size, method="bilinear"
-        )
-        return normalize_images(images)
+    return predict
 
+
+def _build_archive(model, head, image_size, class_names, include_logits, asset_dir):
+    table = None if class_names is None else _class_names_table(class_names, asset_dir)
+    predict = _predict_function(head, image_size, include_logits, table)
     # Restored signatures check the dtype of `images` but not its shape, so
     # each endpoint checks the shape first: a bad request then fails with
     # "Shape of tensor images [...] is not compatible with expected shape
@@ -217,13 +213,13 @@ def _build_archive(model, head, image_size, class_names, include_logits, asset_d
     any_size = (None, None, None, 3)
     model_size = (None, *image_size, 3)
 
-    def serving_default(images):
-        return predict(preprocess(tf.ensure_shape(images, any_size, name="images")))
+    def serve_pixels(images):
+        """`serving_default` (uint8) and `serving_float` (float32) alike."""
+        images = tf.cast(tf.ensure_shape(images, any_size, name="images"), tf.float32)
+        images = tf.image.resize(images, image_size, method="bilinear")
+        return predict(normalize_images(images))
 
-    def serving_float(images):
-        return predict(preprocess(tf.ensure_shape(images, any_size, name="images")))
-
-    def serving_preprocessed(images):
+    def serve_preprocessed(images):
         return predict(tf.ensure_shape(images, model_size, name="images"))
 
     archive = keras.export.ExportArchive()
@@ -238,22 +234,35 @@ def _build_archive(model, head, image_size, class_names, include_logits, asset_d
     )
     if table is not None:
         archive.track(table)
-    archive.add_endpoint(
-        "serving_default",
-        serving_default,
-        [tf.TensorSpec(any_size, tf.uint8, name="images")],
-    )
-    archive.add_endpoint(
-        "serving_float",
-        serving_float,
-        [tf.TensorSpec(any_size, tf.float32, name="images")],
-    )
-    archive.add_endpoint(
-        "serving_preprocessed",
-        serving_preprocessed,
-        [tf.TensorSpec(model_size, tf.float32, name="images")],
-    )
+    endpoints = {
+        "serving_default": (serve_pixels, any_size, tf.uint8),
+        "serving_float": (serve_pixels, any_size, tf.float32),
+        "serving_preprocessed": (serve_preprocessed, model_size, tf.float32),
+    }
+    for name, (function, shape, dtype) in endpoints.items():
+        archive.add_endpoint(name, function, [tf.TensorSpec(shape, dtype, name="images")])
     return archive
+
+
+def _validate_arguments(model, path, version, image_size, class_names):
+    """Checks every argument of `export_saved_model` before any work."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"model must be a keras.Model; received {type(model).__name__}."
+        )
+    if path is None or not str(path):
+        raise ValueError(f"path must be a directory path; received {path!r}.")
+    version = _validate_version(version)
+    image_size = _validate_image_size(model, image_size)
+    output_shape = model.output_shape
+    if not isinstance(output_shape, tuple) or len(output_shape) != 2:
+        raise ValueError(
+            "export_saved_model needs a classifier with output shape "
+            f"(batch, num_classes); the model's output_shape is {output_shape} "
+            "(a model built with include_top=False cannot be exported)."
+        )
+    class_names = _validate_class_names(class_names, output_shape[-1])
+    return version, image_size, class_names
 
 
 def export_saved_model(
@@ -274,9 +283,13 @@ def export_saved_model(
     outputs. Resizing (`tf.image.resize`, bilinear, like the training
     pipeline's `Resizing` layer) and `normalize_images` run inside the graph.
 
-    The export is atomic: the SavedModel is written to a hidden temporary
-    directory inside `path` and renamed into place, so TensorFlow Serving
-    (which only loads numeric directories) never sees a half-written version.
+    The export is atomic (`keras_wavevit.files.atomic_directory`): the
+    SavedModel is written to a hidden `.partial-*` directory inside `path`
+    and renamed into place, so TensorFlow Serving (which only loads numeric
+    directories) never sees a half-written version, and a replaced version
+    stays whole until the new one is in place. The version directory and
+    everything in it get the ordinary modes (`0o777`/`0o666` less the
+    umask), so a server running as another user can read them.
 
     Args:
         model: A `keras.Model` classifier with one NHWC image input, outputting
@@ -321,138 +334,28 @@ def export_saved_model(
     >>> outputs["probabilities"].shape, outputs["labels"].shape
     (TensorShape([2, 3]), TensorShape([2]))
     """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"model must be a keras.Model; received {type(model).__name__}."
-        )
-    if path is None or not str(path):
-        raise ValueError(f"path must be a directory path; received {path!r}.")
-    version = _validate_version(version)
-    image_size = _validate_image_size(model, image_size)
-    output_shape = model.output_shape
-    if not isinstance(output_shape, tuple) or len(output_shape) != 2:
-        raise ValueError(
-            "export_saved_model needs a classifier with output shape "
-            f"(batch, num_classes); the model's output_shape is {output_shape} "
-            "(a model built with include_top=False cannot be exported)."
-        )
-    class_names = _validate_class_names(class_names, output_shape[-1])
+    version, image_size, class_names = _validate_arguments(
+        model, path, version, image_size, class_names
+    )
     head = _logits_model(model)
-
-    base = os.path.abspath(os.fspath(path))
-    target = os.path.join(base, str(version))
+    target = os.path.join(os.path.abspath(os.fspath(path)), str(version))
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(
             f"Version {version} already exists at {target}; pass overwrite=True "
             "(CLI: --overwrite) to replace it, or choose another version."
         )
-    os.makedirs(base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base)
-    try:
-        # Trace the plain ops, not the XLA-fused kernels: TensorFlow Serving
-        # runs functions marked for XLA only with its CPU JIT switched on
-        # (`--xla_cpu_compilation_enabled`), which is off by default.
-        with tempfile.TemporaryDirectory() as asset_dir, fused_kernels(False):
-            archive = _build_archive(
-                model, head, image_size, class_names, include_logits, asset_dir
-            )
-            archive.write_out(
-                staging,
-                options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
-                verbose=False,
-            )
-        if os.path.exists(target):
-            if not overwrite:  # Appeared while exporting.
-                raise FileExistsError(
-                    f"Version {version} was created at {target} during the export."
-                )
-            retired = tempfile.mkdtemp(prefix=f".old-{version}-", dir=base)
-            os.replace(target, os.path.join(retired, "old"))
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging, ignore_errors=True)
+    # Trace the plain ops, not the XLA-fused kernels: TensorFlow Serving runs
+    # functions marked for XLA only with its CPU JIT switched on
+    # (`--xla_cpu_compilation_enabled`), which is off by default.
+    with atomic_directory(target, replace=overwrite) as staging, \
+            tempfile.TemporaryDirectory() as asset_dir, fused_kernels(False):
+        archive = _build_archive(
+            model, head, image_size, class_names, include_logits, asset_dir
+        )
+        archive.write_out(
+            staging,
+            options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
+            verbose=False,
+        )
     return target
 
-
-def _parse_class_names(args):
-    if args.class_names and args.class_names_file:
-        raise ValueError("Pass --class-names or --class-names-file, not both.")
-    if args.class_names:
-        return [name.strip() for name in args.class_names.split(",")]
-    if args.class_names_file:
-        with open(args.class_names_file, encoding="utf-8") as handle:
-            return [line.rstrip("\r\n") for line in handle if line.strip()]
-    return None
-
-
-def configure_parser(parser):
-    """Adds the arguments of `keras-wavevit export` to `parser`.
-
-    Args:
-        parser: An `argparse.ArgumentParser` (the `export` subparser).
-
-    Example:
-
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> configure_parser(parser)
-    >>> parser.parse_args(["m.keras", "out", "--version", "2"]).version
-    2
-    """
-    parser.add_argument("model", help="the trained model, a .keras file")
-    parser.add_argument("path", help="model base path; writes PATH/VERSION/")
-    parser.add_argument("--version", type=int, default=1, help="version number (default 1)")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing version"
-    )
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="size the serving graph resizes images to (default: the model's input size)",
-    )
-    names = parser.add_mutually_exclusive_group()
-    names.add_argument("--class-names", help="comma-separated class names, in class-id order")
-    names.add_argument(
-        "--class-names-file", help="text file with one class name per line, in class-id order"
-    )
-    parser.add_argument(
-        "--no-logits", action="store_true", help="leave out the `logits` output"
-    )
-
-
-def run(args):
-    """Runs `keras-wavevit export`: loads a .keras model and exports it.
-
-    Args:
-        args: Parsed arguments from `configure_parser`.
-
-    Returns:
-        0 on success.
-
-    Example:
-
-    >>> from keras_wavevit.cli import main
-    >>> main(["export", "model.keras", "serving/wavevit"])  # doctest: +SKIP
-    0
-    """
-    import keras_wavevit  # noqa: F401  (registers the serializable layers)
-
-    class_names = _parse_class_names(args)
-    model = keras.saving.load_model(args.model, compile=False)
-    written = export_saved_model(
-        model,
-        args.path,
-        image_size=tuple(args.image_size) if args.image_size else None,
-        class_names=class_names,
-        version=args.version,
-        overwrite=args.overwrite,
-        include_logits=not args.no_logits,
-    )
-    print(f"SavedModel written to {written}")
-    return 0

@@ -1,6 +1,5 @@
 """Tests of the SavedModel export (`keras_wavevit.export`)."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -13,7 +12,6 @@ import pytest
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit import export as export_module
 from keras_wavevit.export import export_saved_model
 from keras_wavevit.preprocessing import normalize_images
 from tests.configs import MICRO_CLASSIFIER
@@ -474,38 +472,34 @@ def test_softmax_and_mixed_precision_models(tmp_path):
     np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
 
 
-def test_command_line(tmp_path):
-    model = plain_classifier(input_shape=(None, None, 3))
-    model_file = str(tmp_path / "model.keras")
-    model.save(model_file)
-    names_file = tmp_path / "names.txt"
-    names_file.write_text("red\ngreen\nblue\n")
-    parser = argparse.ArgumentParser()
-    export_module.configure_parser(parser)
-    base = str(tmp_path / "models")
+def test_version_directory_gets_ordinary_modes(tmp_path):
+    """Not 0700 from mkdtemp: a server running as another user reads the export."""
+    previous = os.umask(0o022)
+    try:
+        model = plain_classifier()
+        written = export_saved_model(model, tmp_path / "models", class_names=["a", "b", "c"])
+        replaced = export_saved_model(model, tmp_path / "models", overwrite=True)
+    finally:
+        os.umask(previous)
+    assert replaced == written
+    modes = {}
+    for root, directories, files in os.walk(written):
+        modes[os.path.relpath(root, written)] = os.stat(root).st_mode & 0o777
+        for name in files:
+            full = os.path.join(root, name)
+            modes[os.path.relpath(full, written)] = os.stat(full).st_mode & 0o777
+    assert {".", "variables", "saved_model.pb", "variables/variables.index"} <= set(modes)
+    for name, mode in modes.items():
+        directory = os.path.isdir(os.path.join(written, name))
+        assert mode == (0o755 if directory else 0o644), (name, oct(mode))
 
-    with pytest.raises(ValueError, match="input size is unknown"):
-        export_module.run(parser.parse_args([model_file, base]))
-    args = parser.parse_args(
-        [model_file, base, "--image-size", "16", "16", "--class-names", "a,b,c", "--no-logits"]
-    )
-    assert export_module.run(args) == 0
-    args = parser.parse_args(
-        [model_file, base, "--version", "2", "--image-size", "32", "24",
-         "--class-names-file", str(names_file)]
-    )
-    assert export_module.run(args) == 0
-    with pytest.raises(FileExistsError):
-        export_module.run(
-            parser.parse_args([model_file, base, "--version", "2", "--image-size", "8", "8"])
-        )
-    assert sorted(os.listdir(base)) == ["1", "2"]
 
-    loaded = tf.saved_model.load(os.path.join(base, "2"))
-    spec = loaded.signatures["serving_preprocessed"].structured_input_signature[1]["images"]
-    assert spec.shape.as_list() == [None, 32, 24, 3]
-    out = loaded.signatures["serving_default"](images=tf.zeros((1, 8, 8, 3), tf.uint8))
-    assert out["labels"].numpy()[0].decode() in ("red", "green", "blue")
-    assert "logits" in out
-    first = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
-    assert "logits" not in first(images=tf.zeros((1, 8, 8, 3), tf.uint8))
+def test_pixel_signatures_share_one_definition(served):
+    """serving_default (uint8) and serving_float answer alike for the same pixels."""
+    loaded = tf.saved_model.load(served["written"])
+    images = served["data"]["images_large"]
+    as_uint8 = loaded.signatures["serving_default"](images=tf.constant(images))
+    as_float = loaded.signatures["serving_float"](images=tf.constant(images, tf.float32))
+    assert sorted(as_uint8) == sorted(as_float)
+    for name in as_uint8:
+        np.testing.assert_array_equal(as_uint8[name].numpy(), as_float[name].numpy())

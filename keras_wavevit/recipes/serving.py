@@ -1,0 +1,131 @@
+"""The SavedModel client: answers from an exported version directory.
+
+`SavedModelClassifier` is the one place the package calls an exported
+SavedModel (`keras_wavevit.export.export_saved_model`): the training
+recipe's "answer a prediction from the SavedModel" step and `evaluate` on a
+SavedModel both go through it. It needs TensorFlow only, as a production
+client would: the Keras model is not rebuilt.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_wavevit.export import CLASS_NAMES_ASSET
+
+
+def _check_version_directory(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"SavedModel directory not found: {path!r}.")
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(
+            f"{path!r} is not a SavedModel version directory (it holds no "
+            "saved_model.pb); pass the numbered directory, e.g. saved_model/1."
+        )
+
+
+def _read_class_names(path):
+    asset = os.path.join(path, "assets", CLASS_NAMES_ASSET)
+    if not os.path.isfile(asset):
+        return None
+    with open(asset, encoding="utf-8") as handle:
+        return [line.rstrip("\r\n") for line in handle if line.strip()]
+
+
+def _input_spec(signature):
+    specs = signature.structured_input_signature[1]
+    if list(specs) != ["images"]:
+        raise ValueError(
+            "The SavedModel's serving_default must take one input `images`; "
+            f"it takes {sorted(specs)}."
+        )
+    return specs["images"]
+
+
+class SavedModelClassifier:
+    """Classifies uint8 images with an exported SavedModel version directory.
+
+    Loads `path` with `tf.saved_model.load` and calls its `serving_default`
+    signature (uint8 images of any size; the graph resizes and normalises).
+
+    Attributes:
+        path: The version directory.
+        class_names: Class names from the export's `class_names.txt` asset
+            (line `i` is class `i`), or `None` when exported without them.
+        image_size: `(height, width)` the graph resizes images to (the input
+            of `serving_preprocessed`), or `None` if the SavedModel does not
+            say.
+        num_classes: Length of the `probabilities` output, or `None` if the
+            signature leaves it open.
+
+    Args:
+        path: A SavedModel version directory (`<base>/<version>`, holding
+            `saved_model.pb`).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: `path` is not a SavedModel version directory, or its
+            `serving_default` does not take uint8 `images`.
+
+    Example:
+
+    >>> client = SavedModelClassifier("runs/tiny/saved_model/1")  # doctest: +SKIP
+    >>> client.class_names[:2], client.image_size  # doctest: +SKIP
+    (['airplane', 'automobile'], (32, 32))
+    >>> client.predict(images)["labels"][0]  # doctest: +SKIP
+    b'cat'
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        _check_version_directory(self.path)
+        self._loaded = tf.saved_model.load(self.path)
+        signatures = self._loaded.signatures
+        if "serving_default" not in signatures:
+            raise ValueError(
+                f"The SavedModel at {self.path!r} has no serving_default signature "
+                f"(it has {sorted(signatures)})."
+            )
+        self._serve = signatures["serving_default"]
+        spec = _input_spec(self._serve)
+        if spec.dtype != tf.uint8:
+            raise ValueError(
+                f"The SavedModel's serving_default takes {spec.dtype.name} images; "
+                "SavedModelClassifier sends uint8 pixels."
+            )
+        self.class_names = _read_class_names(self.path)
+        self.image_size = None
+        if "serving_preprocessed" in signatures:
+            size = tuple(_input_spec(signatures["serving_preprocessed"]).shape[1:3])
+            self.image_size = None if None in size else size
+        probabilities = self._serve.structured_outputs.get("probabilities")
+        self.num_classes = None if probabilities is None else probabilities.shape[-1]
+
+    def predict(self, images):
+        """Every output of `serving_default` for a batch of images.
+
+        Args:
+            images: uint8 array `(batch, height, width, 3)`, any size.
+
+        Returns:
+            A dict of numpy arrays: `probabilities`, `classes`, and `logits`
+            / `labels` (bytes) when the export has them.
+
+        Raises:
+            ValueError: `images` is not a uint8 `(batch, height, width, 3)`
+                array.
+
+        Example:
+
+        >>> client.predict(np.zeros((2, 40, 40, 3), "uint8"))["classes"]  # doctest: +SKIP
+        array([3, 3])
+        """
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(
+                "images must be a uint8 array (batch, height, width, 3); received "
+                f"{images.dtype} with shape {images.shape}."
+            )
+        outputs = self._serve(images=tf.constant(images))
+        return {name: value.numpy() for name, value in outputs.items()}
