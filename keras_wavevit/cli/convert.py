@@ -1,10 +1,11 @@
 """`keras-wavevit convert`: an official checkpoint -> a Keras file.
 
-Builds the model (a named variant, or any configuration from a JSON file),
-loads the checkpoint with `keras_wavevit.load_official_weights`, prints what
-was mapped, what was skipped and any problem, and writes `.weights.h5` or
-`.keras` atomically (an interrupted run never leaves a partial file under the
-output name).
+The arguments only; the work is `keras_wavevit.weights.convert_checkpoint`
+(read the checkpoint, build the model, load the weights, print what was
+mapped, skipped and wrong, write `.weights.h5` or `.keras` atomically).
+Errors (an unreadable checkpoint, a bad `--config`, a mismatch) are raised
+as `ValueError`/`OSError` naming the file and the problem; `keras-wavevit`
+prints them as one line and exits with status 2, writing nothing.
 
 Example:
 
@@ -14,19 +15,11 @@ Example:
         --variant small --num-classes 10 --skip-head
 """
 
-import json
-import sys
-import warnings
+import argparse
 
-from keras_wavevit.weights.official import (
-    CheckpointMismatchError,
-    atomic_save,
-    describe_plan,
-    load_official_weights,
-    read_checkpoint,
-)
-
-VARIANT_NAMES = ("tiny", "small", "base", "large")
+from keras_wavevit.cli.arguments import image_size_argument
+from keras_wavevit.config import PRESETS
+from keras_wavevit.weights import convert_checkpoint
 
 
 def configure_parser(parser):
@@ -40,9 +33,10 @@ def configure_parser(parser):
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> configure_parser(parser)
-    >>> args = parser.parse_args(["w.pth.tar", "w.weights.h5", "--variant", "small"])
-    >>> args.variant, args.token_label, args.skip_head, args.strict
-    ('small', True, False, True)
+    >>> args = parser.parse_args(["w.pth.tar", "w.keras", "--variant", "small",
+    ...                           "--image-size", "224x160"])
+    >>> args.variant, args.image_size, args.token_label, args.skip_head, args.strict
+    ('small', (224, 160), True, False, True)
     """
     parser.add_argument(
         "checkpoint", help="official checkpoint: .pth, .pth.tar, .npz or .safetensors"
@@ -50,20 +44,17 @@ def configure_parser(parser):
     parser.add_argument("output", help="where to write: OUTPUT.weights.h5 or OUTPUT.keras")
     architecture = parser.add_mutually_exclusive_group(required=True)
     architecture.add_argument(
-        "--variant", choices=VARIANT_NAMES, help="named variant (S/B/L = small/base/large)"
+        "--variant", choices=tuple(PRESETS), help="named variant (S/B/L = small/base/large)"
     )
     architecture.add_argument(
         "--config",
         metavar="JSON",
-        help="JSON file of keras_wavevit.WaveViT keyword arguments (embed_dims, "
-        "num_heads, mlp_ratios, depths, sr_ratios, stem_hidden_dim, ...), for "
-        "configurations that are not a named variant",
+        help="the architecture as a JSON file or inline JSON object of WaveViTConfig "
+        'fields (the format of `train --model`; {"preset": "small", ...} changes a '
+        "preset), for configurations that are not a named variant",
     )
     parser.add_argument(
-        "--num-classes",
-        type=int,
-        default=None,
-        help="classes of the classifier (default 1000, or the --config file's)",
+        "--num-classes", type=int, default=1000, help="classes of the classifier"
     )
     parser.add_argument(
         "--no-token-label",
@@ -81,36 +72,18 @@ def configure_parser(parser):
         "--non-strict",
         dest="strict",
         action="store_false",
-        help="load what matches and report the rest instead of failing",
+        help="load what matches and report the rest instead of failing (entries "
+        "holding NaN/inf are left out; a checkpoint of which nothing matches is "
+        "still refused)",
     )
     parser.add_argument(
         "--image-size",
-        type=int,
-        default=None,
-        help="input height and width of the saved model (default: the variant's, "
-        "224 for small/base/large; 0 for any size)",
+        type=image_size_argument(allow_any=True),
+        default=argparse.SUPPRESS,
+        metavar="SIZE",
+        help="input size of the saved model: N, HxW or 'any' (default: the "
+        "architecture's, 224 for small/base/large)",
     )
-
-
-def _build_model(args):
-    import keras_wavevit
-
-    kwargs = dict(token_label=args.token_label)
-    if args.image_size is not None:
-        kwargs["input_shape"] = (
-            (None, None, 3) if args.image_size == 0 else (args.image_size, args.image_size, 3)
-        )
-    if args.variant is not None:
-        kwargs["num_classes"] = 1000 if args.num_classes is None else args.num_classes
-        return keras_wavevit.build_variant(args.variant, **kwargs)
-    with open(args.config, encoding="utf-8") as file:
-        config = json.load(file)
-    if args.num_classes is not None:
-        config["num_classes"] = args.num_classes
-    config.update(kwargs)
-    if config.get("input_shape") is not None:
-        config["input_shape"] = tuple(config["input_shape"])
-    return keras_wavevit.WaveViT(**config)
 
 
 def run(args):
@@ -120,8 +93,7 @@ def run(args):
         args: The parsed `argparse.Namespace`.
 
     Returns:
-        0 on success; 1 when the checkpoint cannot be read or does not match
-        the model (the reason goes to stderr and no output is written).
+        0; errors are raised (see `keras_wavevit.weights.convert_checkpoint`).
 
     Example:
 
@@ -134,35 +106,22 @@ def run(args):
     mapped 425 checkpoint entries (22,692,128 values) onto Keras weights
     ...
     """
-    if not args.output.endswith((".weights.h5", ".keras")):
-        print(
-            f"error: OUTPUT must end in .weights.h5 or .keras; received {args.output}",
-            file=sys.stderr,
+    if "image_size" not in args:
+        input_shape = None  # the architecture's
+    elif args.image_size is None:
+        input_shape = (None, None, 3)  # 'any'
+    else:
+        input_shape = (*args.image_size, 3)
+    print(
+        convert_checkpoint(
+            args.checkpoint,
+            args.output,
+            args.variant or args.config,
+            num_classes=args.num_classes,
+            token_label=args.token_label,
+            input_shape=input_shape,
+            strict=args.strict,
+            skip_head=args.skip_head,
         )
-        return 1
-    try:
-        state_dict = read_checkpoint(args.checkpoint)
-    except (FileNotFoundError, ImportError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    model = _build_model(args)
-    if not args.token_label:
-        dropped = sorted(name for name in state_dict if name.startswith("aux_head."))
-        for name in dropped:
-            del state_dict[name]
-        if dropped:
-            print(f"dropped {', '.join(dropped)} (--no-token-label)")
-    try:
-        with warnings.catch_warnings():
-            # With --non-strict the problems are printed below, not warned.
-            warnings.simplefilter("ignore", UserWarning)
-            plan = load_official_weights(
-                model, state_dict, strict=args.strict, skip_head=args.skip_head
-            )
-    except CheckpointMismatchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(describe_plan(plan))
-    atomic_save(model, args.output)
-    print(f"wrote {args.output} ({model.name}, {model.count_params():,} values)")
+    )
     return 0

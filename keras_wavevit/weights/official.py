@@ -29,15 +29,13 @@ Example:
 >>> print(describe_plan(plan))  # doctest: +SKIP
 """
 
-import argparse
-import contextlib
 import os
-import pickle
 import re
-import tempfile
 import warnings
 
 import numpy as np
+
+from keras_wavevit.weights.checkpoint import numeric_state_dict, read_checkpoint
 
 MODULE_TABLE = (
     # (official module regex, Keras layer path)
@@ -84,11 +82,6 @@ HEAD_PREFIXES = ("head.", "aux_head.")
 # The class-attention block feeds only the classifier: a backbone without it
 # (`include_top=False`, `pooling=None` or `"avg"`) leaves it out with the head.
 CLASS_BLOCK_PREFIX = "post_network."
-# Checked in this order: EMA weights win when a checkpoint holds both (as in
-# timm's own loader); the released Wave-ViT checkpoints hold `state_dict` only.
-_WRAPPER_KEYS = ("state_dict_ema", "state_dict", "model_ema", "model")
-# DataParallel / DistributedDataParallel and `torch.compile` name prefixes.
-_NAME_PREFIXES = ("module.", "_orig_mod.")
 
 
 class CheckpointMismatchError(ValueError):
@@ -165,137 +158,6 @@ def to_keras_layout(array, keras_shape):
     return array
 
 
-def unwrap_state_dict(checkpoint):
-    """Returns the flat state dict inside a checkpoint dict.
-
-    Unwraps `state_dict_ema`, `state_dict`, `model_ema` and `model` entries
-    (timm-style checkpoints, nested to any depth; EMA weights are preferred
-    when both are present) and strips `module.` (DataParallel) and
-    `_orig_mod.` (`torch.compile`) prefixes.
-
-    Args:
-        checkpoint: A dict of arrays, possibly wrapped.
-
-    Returns:
-        A dict mapping official names to arrays.
-
-    Example:
-
-    >>> import numpy as np
-    >>> unwrap_state_dict({"state_dict": {"module.head.bias": np.zeros(2)}})
-    {'head.bias': array([0., 0.])}
-    """
-    while isinstance(checkpoint, dict):
-        wrapper = next((key for key in _WRAPPER_KEYS if key in checkpoint), None)
-        if wrapper is None or not isinstance(checkpoint[wrapper], dict):
-            break
-        checkpoint = checkpoint[wrapper]
-    if not isinstance(checkpoint, dict):
-        raise ValueError(
-            f"Expected a state dict (a dict of arrays); received {type(checkpoint).__name__}."
-        )
-    return {_strip_prefixes(name): value for name, value in checkpoint.items()}
-
-
-def _strip_prefixes(name):
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in _NAME_PREFIXES:
-            if name.startswith(prefix):
-                name, stripped = name[len(prefix) :], True
-    return name
-
-
-def _to_numpy(value):
-    if hasattr(value, "detach"):  # torch.Tensor
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        value = value.numpy()
-    return np.asarray(value)
-
-
-def _load_torch_checkpoint(path):
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            "Reading PyTorch checkpoints (.pth, .pth.tar) needs torch: "
-            'pip install "keras-wavevit[convert]" (or convert the checkpoint '
-            "to .npz/.safetensors on a machine that has torch)."
-        ) from error
-    # timm-style training checkpoints (the released ones) also pickle the
-    # run's argparse.Namespace; allow exactly that next to the tensors.
-    safe_globals = getattr(getattr(torch, "serialization", None), "safe_globals", None)
-    allow = safe_globals([argparse.Namespace]) if safe_globals else contextlib.nullcontext()
-    with allow:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            raise ValueError(
-                f"{path} holds Python objects besides tensors, which are not "
-                "loaded without trust. If you trust the file, load it yourself "
-                "(torch.load(path, weights_only=False)) and pass the dict to "
-                f"load_official_weights. torch said: {error}"
-            ) from error
-
-
-def read_checkpoint(path):
-    """Reads a checkpoint file into a flat dict of numpy arrays.
-
-    PyTorch files are read with `torch.load(..., weights_only=True)` (no
-    arbitrary code runs), allowing the `argparse.Namespace` that timm-style
-    training checkpoints carry.
-
-    Args:
-        path: `.pth`/`.pth.tar`/`.pt` (needs `torch`: `pip install
-            "keras-wavevit[convert]"`), `.npz` or `.safetensors` (needs
-            `safetensors`, in the same extra). A `str` or `os.PathLike`.
-
-    Returns:
-        The unwrapped state dict (see `unwrap_state_dict`) as numpy arrays.
-
-    Raises:
-        FileNotFoundError: `path` does not exist.
-        ImportError: The format needs a package that is not installed; the
-            message says which and how to install it.
-        ValueError: Unknown file extension.
-
-    Example:
-
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
-    >>> np.savez(path, **{"module.head.bias": np.zeros(3)})
-    >>> sorted(read_checkpoint(path))
-    ['head.bias']
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Checkpoint not found: {path}")
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as archive:
-            checkpoint = {name: archive[name] for name in archive.files}
-    elif path.endswith(".safetensors"):
-        try:
-            from safetensors.numpy import load_file
-        except ImportError as error:
-            raise ImportError(
-                "Reading .safetensors needs the safetensors package: "
-                'pip install "keras-wavevit[safetensors]" (or '
-                '"keras-wavevit[convert]", which also brings torch).'
-            ) from error
-        checkpoint = load_file(path)
-    elif path.endswith((".pth", ".pth.tar", ".pt", ".tar", ".bin")):
-        checkpoint = _load_torch_checkpoint(path)
-    else:
-        raise ValueError(
-            f"Unsupported checkpoint format: {path} (expected .pth, .pth.tar, "
-            ".npz or .safetensors)."
-        )
-    return {name: _to_numpy(value) for name, value in unwrap_state_dict(checkpoint).items()}
-
-
 def _official_shape(keras_shape):
     """The PyTorch-layout shape that becomes a Keras variable of `keras_shape`."""
     keras_shape = tuple(keras_shape)
@@ -309,13 +171,29 @@ def _official_shape(keras_shape):
     return keras_shape
 
 
+def _variable_for(name, variables):
+    """The model variable an official entry names, or None."""
+    module, _, parameter = name.rpartition(".")
+    layer_path = keras_layer_path(module)
+    if layer_path is None:
+        return None
+    paths = (f"{layer_path}/{candidate}" for candidate in PARAMETER_TABLE.get(parameter, ()))
+    return next((variables[path] for path in paths if path in variables), None)
+
+
+def _count_nonfinite(array):
+    if array.dtype.kind != "f":
+        return 0
+    return int(array.size - np.count_nonzero(np.isfinite(array)))
+
+
 def plan_conversion(model, state_dict, skip_head=False):
     """Matches official entries to the model's variables without changing it.
 
     Args:
         model: A `keras_wavevit` model.
         state_dict: Flat dict of official names to numpy arrays (see
-            `unwrap_state_dict`).
+            `keras_wavevit.weights.read_checkpoint`).
         skip_head: Leave `head`/`aux_head` out (fine-tuning to another
             number of classes): their entries are skipped and the model's
             own head weights are not reported missing. For a backbone
@@ -331,6 +209,9 @@ def plan_conversion(model, state_dict, skip_head=False):
         `unexpected`: `(official name, shape)` with no Keras variable;
         `mismatched`: `(official name, official shape, Keras variable path,
         shape the model expects in the official layout)`;
+        `nonfinite`: `(official name, number of NaN/infinite values, size)`
+        for entries that fit a variable but hold NaN or infinity (they are
+        not assigned);
         `skipped`: official names ignored on purpose (`SKIPPED_PATTERNS`,
         and the heads with `skip_head`).
 
@@ -339,49 +220,45 @@ def plan_conversion(model, state_dict, skip_head=False):
     >>> import numpy as np, keras_wavevit
     >>> model = keras_wavevit.WaveViTTiny(num_classes=10)
     >>> plan = plan_conversion(model, {"head.bias": np.zeros(1000),
+    ...                                "norm4.bias": np.full(256, np.nan),
     ...                                "block1.0.attn.dwt.w_ll": np.zeros(4)})
     >>> plan["mismatched"]
     [('head.bias', (1000,), 'head/head/bias', (10,))]
+    >>> plan["nonfinite"]
+    [('norm4.bias', 256, 256)]
     >>> plan["skipped"]
     ['block1.0.attn.dwt.w_ll']
-    >>> len(plan["missing"]) == len(model.weights) - 1
+    >>> len(plan["missing"]) == len(model.weights) - 2
     True
     """
     variables = {variable.path: variable for variable in model.weights}
     head_prefixes = HEAD_PREFIXES
     if not any(path.startswith("post_network_0/") for path in variables):
         head_prefixes += (CLASS_BLOCK_PREFIX,)
-    plan = dict(assignments=[], missing=[], unexpected=[], mismatched=[], skipped=[])
+    plan = dict(
+        assignments=[], missing=[], unexpected=[], mismatched=[], nonfinite=[], skipped=[]
+    )
     used = set()
     for name, array in state_dict.items():
         if _is_skipped(name) or (skip_head and name.startswith(head_prefixes)):
             plan["skipped"].append(name)
             continue
         array = np.asarray(array)
-        module, _, parameter = name.rpartition(".")
-        layer_path = keras_layer_path(module)
-        candidates = PARAMETER_TABLE.get(parameter, ())
-        variable = next(
-            (
-                variables[f"{layer_path}/{candidate}"]
-                for candidate in candidates
-                if layer_path is not None and f"{layer_path}/{candidate}" in variables
-            ),
-            None,
-        )
+        variable = _variable_for(name, variables)
         if variable is None or variable.path in used:
             plan["unexpected"].append((name, tuple(array.shape)))
             continue
+        used.add(variable.path)
         expected = tuple(variable.shape)
         converted = to_keras_layout(array, expected)
         if tuple(converted.shape) != expected:
             plan["mismatched"].append(
                 (name, tuple(array.shape), variable.path, _official_shape(expected))
             )
-            used.add(variable.path)
-            continue
-        plan["assignments"].append((variable, converted, name))
-        used.add(variable.path)
+        elif _count_nonfinite(array):
+            plan["nonfinite"].append((name, _count_nonfinite(array), int(array.size)))
+        else:
+            plan["assignments"].append((variable, converted, name))
     plan["missing"] = [
         (path, tuple(variable.shape))
         for path, variable in variables.items()
@@ -391,39 +268,41 @@ def plan_conversion(model, state_dict, skip_head=False):
 
 
 def format_problems(plan):
-    """Lists a plan's missing, unexpected and mis-shaped entries, one a line.
+    """Lists a plan's missing, unexpected, mis-shaped and non-finite entries.
 
     Args:
         plan: A dict returned by `plan_conversion`.
 
     Returns:
-        The report (empty when the checkpoint matches the model exactly).
+        The report, one entry a line (empty when the checkpoint matches the
+        model exactly).
 
     Example:
 
     >>> print(format_problems(dict(missing=[("head/head/bias", (10,))],
-    ...                            unexpected=[], mismatched=[])))
+    ...                            unexpected=[], mismatched=[],
+    ...                            nonfinite=[("norm4.bias", 2, 96)])))
     missing (1): Keras weights with no checkpoint entry:
       head/head/bias (10,)
+    non-finite (1): checkpoint entries holding NaN or infinity:
+      norm4.bias (2 of 96 values)
     """
+    sections = (
+        ("missing", "Keras weights with no checkpoint entry", "  {} {}"),
+        ("unexpected", "checkpoint entries with no Keras weight", "  {} {}"),
+        (
+            "mismatched",
+            "checkpoint shape vs the shape the model expects (both in the official layout)",
+            "  {} {} -> {} expects {}",
+        ),
+        ("nonfinite", "checkpoint entries holding NaN or infinity", "  {} ({} of {} values)"),
+    )
     lines = []
-    if plan["missing"]:
-        lines.append(f"missing ({len(plan['missing'])}): Keras weights with no checkpoint entry:")
-        lines += [f"  {path} {shape}" for path, shape in plan["missing"]]
-    if plan["unexpected"]:
-        lines.append(
-            f"unexpected ({len(plan['unexpected'])}): checkpoint entries with no Keras weight:"
-        )
-        lines += [f"  {name} {shape}" for name, shape in plan["unexpected"]]
-    if plan["mismatched"]:
-        lines.append(
-            f"mismatched ({len(plan['mismatched'])}): checkpoint shape vs the shape the "
-            "model expects (both in the official layout):"
-        )
-        lines += [
-            f"  {name} {official} -> {path} expects {expected}"
-            for name, official, path, expected in plan["mismatched"]
-        ]
+    for key, title, line in sections:
+        if plan[key]:
+            label = "non-finite" if key == "nonfinite" else key
+            lines.append(f"{label} ({len(plan[key])}): {title}:")
+            lines += [line.format(*entry) for entry in plan[key]]
     return "\n".join(lines)
 
 
@@ -448,7 +327,8 @@ def describe_plan(plan):
     Example:
 
     >>> print(describe_plan(dict(assignments=[], missing=[], unexpected=[],
-    ...                          mismatched=[], skipped=["norm1.num_batches_tracked"])))
+    ...                          mismatched=[], nonfinite=[],
+    ...                          skipped=["norm1.num_batches_tracked"])))
     mapped 0 checkpoint entries (0 values) onto Keras weights
     skipped 1 entry without a Keras counterpart:
       BatchNorm step counters (not used at inference) (1): norm1.num_batches_tracked
@@ -478,20 +358,24 @@ def describe_plan(plan):
 def load_official_weights(model, checkpoint, strict=True, skip_head=False):
     """Loads official Wave-ViT weights into a `keras_wavevit` model.
 
-    Strict by default: any missing, unexpected or mis-shaped entry raises one
-    `CheckpointMismatchError` (a `ValueError`) listing them all with their
-    shapes, and the model is left untouched. With `strict=False` the
-    problems are reported in a warning and in the returned plan, and every
-    matching entry is loaded.
+    Strict by default: any missing, unexpected, mis-shaped or non-finite
+    (NaN/infinity) entry raises one `CheckpointMismatchError` (a
+    `ValueError`) listing them all with their shapes, and the model is left
+    untouched. With `strict=False` the problems are reported in a warning
+    and in the returned plan, and every matching entry is loaded; entries
+    holding NaN or infinity are left out (the model keeps its own values
+    there), never loaded. A checkpoint of which no entry matches is refused
+    even with `strict=False`: it is not a checkpoint of this model.
 
     Args:
         model: A model built by `keras_wavevit` (for the released checkpoints:
             `token_label=True` and `num_classes=1000`).
-        checkpoint: A path (`.pth`, `.pth.tar`, `.npz`, `.safetensors`) or a
-            dict of arrays (numpy or torch, any float dtype including
-            float16); wrappers such as `state_dict`, `state_dict_ema`, `model`
-            and `module.` prefixes are unwrapped.
-        strict: Raise on any mismatch (default) or load what matches.
+        checkpoint: A path (`.pth`, `.pth.tar`, `.npz`, `.safetensors`; see
+            `keras_wavevit.weights.read_checkpoint`) or a dict of arrays
+            (numpy or torch, any float dtype including float16); wrappers
+            such as `state_dict`, `state_dict_ema`, `model` and `module.`
+            prefixes are unwrapped.
+        strict: Raise on any problem (default) or load what matches.
         skip_head: Don't load `head`/`aux_head` (fine-tuning to a different
             number of classes); the model keeps its own head weights. Also
             the way to load a backbone (`include_top=False`); see
@@ -503,11 +387,19 @@ def load_official_weights(model, checkpoint, strict=True, skip_head=False):
 
     Raises:
         CheckpointMismatchError: With `strict=True`, when the checkpoint does
-            not match the model exactly.
+            not match the model exactly; always when nothing matches.
+        ValueError: The checkpoint cannot be read as a state dict of numbers
+            (see `read_checkpoint`).
 
     Example:
 
-    >>> import keras_wavevit
+    >>> import numpy as np, keras_wavevit
+    >>> model = keras_wavevit.WaveViTTiny(num_classes=10)
+    >>> keras_wavevit.load_official_weights(
+    ...     model, {"fc.weight": np.zeros((10, 512))}, strict=False)
+    Traceback (most recent call last):
+    ...
+    keras_wavevit.weights.official.CheckpointMismatchError: None of the 1 checkpoint entries ...
     >>> model = keras_wavevit.WaveViTSmall(token_label=True)  # doctest: +SKIP
     >>> plan = keras_wavevit.load_official_weights(
     ...     model, "wavevit_s.pth.tar")  # doctest: +SKIP
@@ -516,13 +408,19 @@ def load_official_weights(model, checkpoint, strict=True, skip_head=False):
     >>> plan = keras_wavevit.load_official_weights(
     ...     finetune, "wavevit_s.pth.tar", skip_head=True)  # doctest: +SKIP
     """
-    state_dict = (
-        read_checkpoint(checkpoint)
-        if isinstance(checkpoint, (str, os.PathLike))
-        else {name: _to_numpy(value) for name, value in unwrap_state_dict(checkpoint).items()}
-    )
+    if isinstance(checkpoint, (str, os.PathLike)):
+        state_dict = read_checkpoint(checkpoint)
+    else:
+        state_dict = numeric_state_dict(checkpoint)
     plan = plan_conversion(model, state_dict, skip_head=skip_head)
     problems = format_problems(plan)
+    if not plan["assignments"]:
+        raise CheckpointMismatchError(
+            f"None of the {len(state_dict)} checkpoint entries matches a weight of the "
+            "model, so nothing was loaded (also with strict=False): is it a Wave-ViT "
+            "checkpoint of this architecture?\n" + problems,
+            plan,
+        )
     if problems and strict:
         raise CheckpointMismatchError(
             "The checkpoint does not match the model (nothing was loaded; "
@@ -538,51 +436,3 @@ def load_official_weights(model, checkpoint, strict=True, skip_head=False):
     for variable, array, _ in plan["assignments"]:
         variable.assign(array.astype(variable.dtype))
     return plan
-
-
-def _current_umask():
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def atomic_save(model, path):
-    """Saves a model (`.keras`) or its weights (`.weights.h5`) atomically.
-
-    Writes to a temporary file in the same directory, then renames it over
-    `path` (an atomic `os.replace`), so an interrupted or failed write never
-    leaves a partial file under `path` nor clobbers an existing one, and the
-    temporary file is removed.
-
-    Args:
-        model: The Keras model.
-        path: Destination ending in `.keras` or `.weights.h5`.
-
-    Raises:
-        ValueError: `path` has another extension.
-
-    Example:
-
-    >>> import keras_wavevit, tempfile, os
-    >>> model = keras_wavevit.WaveViTTiny(num_classes=10)
-    >>> atomic_save(model, os.path.join(tempfile.mkdtemp(), "tiny.weights.h5"))
-    """
-    path = os.fspath(path)
-    if path.endswith(".weights.h5"):
-        suffix, save = ".weights.h5", model.save_weights
-    elif path.endswith(".keras"):
-        suffix, save = ".keras", model.save
-    else:
-        raise ValueError(f"Output must end in .keras or .weights.h5; received {path}.")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=suffix, prefix=".partial-", dir=directory)
-    os.close(handle)
-    try:
-        save(temporary)
-        # mkstemp creates the file private (0600); give it the usual mode.
-        os.chmod(temporary, 0o666 & ~_current_umask())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

@@ -1,0 +1,140 @@
+"""One official checkpoint file -> one Keras file (what `keras-wavevit convert` does).
+
+Reads the checkpoint first (a bad file is refused before any model is
+built), builds the model, loads the weights with `load_official_weights`
+and writes `.weights.h5` or `.keras` atomically (`keras_wavevit.files`): an
+interrupted or failed run never leaves a partial file under the output name
+and never replaces a previous output.
+
+Example:
+
+>>> from keras_wavevit.weights import convert_checkpoint
+>>> print(convert_checkpoint(
+...     "wavevit_s.pth.tar", "wavevit_s.keras", "small"))  # doctest: +SKIP
+mapped 425 checkpoint entries (22,692,128 values) onto Keras weights
+...
+wrote wavevit_s.keras (WaveViTSmall, 22,692,128 values)
+"""
+
+import os
+import warnings
+
+from keras_wavevit.config import PRESETS, resolve_config
+from keras_wavevit.files import save_model_atomically
+from keras_wavevit.model import WaveViT
+from keras_wavevit.weights.checkpoint import read_checkpoint
+from keras_wavevit.weights.official import describe_plan, load_official_weights
+
+OUTPUT_ENDINGS = (".weights.h5", ".keras")
+
+
+def build_model(architecture, num_classes=1000, token_label=True, input_shape=None):
+    """Builds the Keras model a checkpoint is converted into.
+
+    Args:
+        architecture: Anything `keras_wavevit.config.resolve_config` reads: a
+            preset name (`"tiny"`, `"small"`, `"base"`, `"large"`), the path
+            of a JSON file or inline JSON text of `WaveViTConfig` fields
+            (optionally `{"preset": "small", ...changes}`), a dict or a
+            `WaveViTConfig`.
+        num_classes: Classes of the classifier.
+        token_label: Build the auxiliary token-label head (the released
+            checkpoints have it).
+        input_shape: `(height, width, 3)`, `(None, None, 3)` for any size,
+            or `None` for the architecture's.
+
+    Returns:
+        A `keras.Model`, named `WaveViTSmall` etc. for a preset.
+
+    Raises:
+        ValueError: Unknown preset, or a configuration that is not valid
+            JSON or not a valid architecture; the message names the file.
+
+    Example:
+
+    >>> build_model("tiny", num_classes=10, input_shape=(64, 64, 3)).name
+    'WaveViTTiny'
+    """
+    try:
+        config = resolve_config(architecture)
+    except ValueError as error:  # also UnicodeDecodeError: a binary file
+        is_file = isinstance(architecture, (str, os.PathLike)) and os.path.isfile(architecture)
+        if is_file and os.fspath(architecture) not in str(error):
+            raise ValueError(f"{os.fspath(architecture)}: {error}") from None
+        raise
+    is_preset = isinstance(architecture, str) and architecture in PRESETS
+    return WaveViT(
+        config,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        token_label=token_label,
+        name=f"WaveViT{architecture.capitalize()}" if is_preset else "wave_vit",
+    )
+
+
+def convert_checkpoint(
+    checkpoint,
+    output,
+    architecture,
+    *,
+    num_classes=1000,
+    token_label=True,
+    input_shape=None,
+    strict=True,
+    skip_head=False,
+):
+    """Converts an official checkpoint file into a Keras file.
+
+    Args:
+        checkpoint: The official checkpoint (`.pth`, `.pth.tar`, `.npz`,
+            `.safetensors`; see `read_checkpoint`).
+        output: Where to write: `*.weights.h5` (weights only) or `*.keras`
+            (the whole model). Written atomically.
+        architecture: What to build: a preset name, a JSON file or text, a
+            dict or a `WaveViTConfig` (see `build_model`).
+        num_classes: Classes of the classifier.
+        token_label: Build the auxiliary token-label head; without it the
+            checkpoint's `aux_head.*` entries are dropped (and reported).
+        input_shape: Input shape of the saved model (see `build_model`).
+        strict: Refuse any mismatch (default) or load what matches; see
+            `load_official_weights`.
+        skip_head: Leave the classifier out (fine-tuning to another
+            `num_classes`).
+
+    Returns:
+        The report: what was dropped, mapped and skipped, any problem, and
+        the file written.
+
+    Raises:
+        ValueError: `output` has another ending (checked before any work),
+            the checkpoint cannot be read, or it does not match the model
+            (`CheckpointMismatchError`); nothing is written then.
+        FileNotFoundError: The checkpoint does not exist.
+
+    Example:
+
+    >>> convert_checkpoint("w.npz", "w.h5", "small")
+    Traceback (most recent call last):
+    ...
+    ValueError: The output must end in .weights.h5 or .keras; received 'w.h5'.
+    """
+    output = os.fspath(output)
+    if not output.endswith(OUTPUT_ENDINGS):
+        raise ValueError(f"The output must end in .weights.h5 or .keras; received {output!r}.")
+    state_dict = read_checkpoint(checkpoint)
+    model = build_model(architecture, num_classes, token_label, input_shape)
+    lines = []
+    if not token_label:
+        dropped = sorted(name for name in state_dict if name.startswith("aux_head."))
+        for name in dropped:
+            del state_dict[name]
+        if dropped:
+            lines.append(f"dropped {', '.join(dropped)} (no token-label head)")
+    with warnings.catch_warnings():
+        # With strict=False the problems are in the report, not warned.
+        warnings.filterwarnings("ignore", message="Loaded ", category=UserWarning)
+        plan = load_official_weights(model, state_dict, strict=strict, skip_head=skip_head)
+    lines.append(describe_plan(plan))
+    save_model_atomically(model, output)
+    lines.append(f"wrote {output} ({model.name}, {model.count_params():,} values)")
+    return "\n".join(lines)
