@@ -1,89 +1,193 @@
-"""`keras-wavevit evaluate`: top-1/top-5 accuracy and a confusion matrix.
+"""Evaluation: top-1/top-5 accuracy and a confusion matrix of a trained model.
 
 Evaluates a trained model (a `.keras` file, or an exported SavedModel
 version directory) on an image folder, the held-out split of one, or a TFDS
-split, prints top-1/top-5 accuracy and writes a confusion-matrix PNG and a
-JSON file of the numbers.
+split, and writes a confusion-matrix PNG and a JSON file of the numbers.
+`keras-wavevit evaluate` (`keras_wavevit.cli.evaluate`) is its command line.
 
-Example:
-
-    keras-wavevit evaluate runs/tiny/best.keras --data-dir cifar10/test
-    keras-wavevit evaluate runs/tiny/saved_model/1 --data-dir train --subset validation
+The data's classes are checked against the model's before any image is
+scored. A SavedModel carries its class names (the `class_names.txt` asset),
+so classes are matched by name: every class of the data must be a class of
+the model (in any order; the model may know more classes than the data
+holds). A `.keras` file carries no class names, so the data must have
+exactly as many classes as the model, taken in the data's (alphabetical)
+order; the result says so in its `notes`.
 """
 
-import argparse
+import dataclasses
 import json
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_wavevit.files import atomic_path, atomic_write_text
+from keras_wavevit.preprocessing import normalize_images
 from keras_wavevit.recipes import data as data_lib
+from keras_wavevit.recipes.serving import SavedModelClassifier
+from keras_wavevit.weights.model_file import load_model_file
 
 SUBSETS = ("all", "validation", "train")
+KERAS_COUNT_NOTE = (
+    "The .keras file carries no class names: its {count} classes were matched "
+    "to the data's by count and order."
+)
 
 
-class _SavedModelClassifier:
-    """Calls a SavedModel's `serving_default` on uint8 batches -> probabilities."""
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+    """A model ready to evaluate, whatever file it came from.
 
-    def __init__(self, path):
-        self.serve = tf.saved_model.load(path).signatures["serving_default"]
-
-    def __call__(self, images):
-        return self.serve(images=tf.cast(images, tf.uint8))["probabilities"].numpy()
-
-
-def load_classifier(path):
-    """Loads a `.keras` model or a SavedModel directory for evaluation.
-
-    Args:
-        path: A `.keras` file or a SavedModel directory
-            (`saved_model/<version>`).
-
-    Returns:
-        `(predict, image_size)`: `predict` maps uint8 image batches to
-        scores `(batch, classes)`; `image_size` is the model's `(height,
-        width)` or `None` for a SavedModel (which resizes any size itself).
-
-    Raises:
-        ValueError: If `path` is neither.
+    Attributes:
+        predict: Maps a uint8 image batch `(batch, height, width, 3)` to
+            scores `(batch, num_classes)` (higher is more likely).
+        num_classes: Number of classes the model scores.
+        class_names: The model's class names by class id, or `None` when the
+            file does not carry them (a `.keras` file).
+        image_size: `(height, width)` the model reads, or `None` if unknown.
 
     Example:
 
-    >>> predict, size = load_classifier("runs/tiny/best.keras")  # doctest: +SKIP
-    >>> size  # doctest: +SKIP
-    (32, 32)
+    >>> model = Classifier(lambda images: np.zeros((len(images), 2)), 2, None, (8, 8))
+    >>> model.num_classes
+    2
     """
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return _SavedModelClassifier(path), None
-    if os.path.isfile(path) and path.endswith(".keras"):
-        model = keras.saving.load_model(path)
-        size = tuple(model.input_shape[1:3])
 
-        def predict(images):
-            inputs = data_lib.normalize_images(tf.cast(images, tf.float32))
-            return np.asarray(model.predict_on_batch(inputs), dtype="float32")
+    predict: object
+    num_classes: int
+    class_names: list
+    image_size: tuple
 
-        return predict, (size if None not in size else None)
+
+def _keras_classifier(path):
+    model = load_model_file(path, compile=False)
+    size = tuple(model.input_shape[1:3])
+
+    def predict(images):
+        inputs = normalize_images(tf.cast(images, tf.float32))
+        return np.asarray(model.predict_on_batch(inputs), dtype="float32")
+
+    return Classifier(predict, model.output_shape[-1], None, None if None in size else size)
+
+
+def _saved_model_classifier(path):
+    client = SavedModelClassifier(path)
+    num_classes = client.num_classes
+    if num_classes is None and client.class_names is not None:
+        num_classes = len(client.class_names)
+    if num_classes is None:
+        raise ValueError(
+            f"The SavedModel at {path!r} has neither a fixed number of classes "
+            "nor class names; it cannot be evaluated."
+        )
+
+    def predict(images):
+        return client.predict(np.asarray(images))["probabilities"]
+
+    return Classifier(predict, num_classes, client.class_names, client.image_size)
+
+
+def load_classifier(path):
+    """Loads a `.keras` model or a SavedModel version directory to evaluate.
+
+    Args:
+        path: A `.keras` file or a SavedModel version directory
+            (`saved_model/<version>`, holding `saved_model.pb`).
+
+    Returns:
+        A `Classifier`.
+
+    Raises:
+        FileNotFoundError: Nothing at `path`.
+        ValueError: `path` is neither, or a `.keras` file is not a valid
+            Keras file.
+
+    Example:
+
+    >>> model = load_classifier("runs/tiny/best.keras")  # doctest: +SKIP
+    >>> model.image_size, model.class_names  # doctest: +SKIP
+    ((32, 32), None)
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return _saved_model_classifier(path)
+    if path.endswith(".keras"):
+        return _keras_classifier(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model not found: {path!r}.")
     raise ValueError(
         f"Cannot load a model from {path!r}: expected a .keras file or a SavedModel "
-        "directory containing saved_model.pb."
+        "version directory containing saved_model.pb."
     )
+
+
+def match_classes(data_class_names, model_class_names, num_classes):
+    """Maps the data's class ids to the model's, checking the classes agree.
+
+    With the model's class names, classes are matched by name: every class
+    of the data must be one of the model's (the model may have more).
+    Without them (a `.keras` file), the counts must be equal and class `i`
+    of the data is class `i` of the model.
+
+    Args:
+        data_class_names: The data's class names, by the data's label.
+        model_class_names: The model's class names by class id, or `None`.
+        num_classes: The number of classes the model scores.
+
+    Returns:
+        int32 array: entry `i` is the model's class id of the data's class `i`.
+
+    Raises:
+        ValueError: A class of the data is not one of the model's (naming
+            the classes that are not, and those of the model the data lacks),
+            or, without names, the class counts differ.
+
+    Example:
+
+    >>> match_classes(["cat", "fox"], ["fox", "dog", "cat"], 3).tolist()
+    [2, 0]
+    >>> match_classes(["wolf"], ["cat", "dog", "fox"], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: The data's classes do not match the model's: ['wolf'] are not classes of the model; the model's classes absent from the data: ['cat', 'dog', 'fox'].
+    """
+    data_class_names = list(data_class_names)
+    if model_class_names is None:
+        if len(data_class_names) != num_classes:
+            raise ValueError(
+                f"The model has {num_classes} classes but the data has "
+                f"{len(data_class_names)} ({data_class_names}); a .keras file carries "
+                "no class names, so the data must have exactly the model's classes."
+            )
+        return np.arange(num_classes, dtype="int32")
+    model_class_names = list(model_class_names)
+    extra = [name for name in data_class_names if name not in model_class_names]
+    if extra:
+        missing = [name for name in model_class_names if name not in data_class_names]
+        raise ValueError(
+            f"The data's classes do not match the model's: {extra} are not classes "
+            f"of the model; the model's classes absent from the data: {missing}."
+        )
+    return np.array([model_class_names.index(name) for name in data_class_names], "int32")
 
 
 def evaluate(predict, dataset, num_classes, batch_size=256):
     """Top-1/top-5 accuracy and the confusion matrix of `predict` on `dataset`.
 
     Args:
-        predict: Maps uint8 image batches to scores `(batch, classes)`.
-        dataset: Unbatched `(uint8 image, int label)` dataset.
-        num_classes: Number of classes.
+        predict: Maps uint8 image batches to scores `(batch, num_classes)`.
+        dataset: Unbatched `(uint8 image, int label)` dataset; labels are
+            the model's class ids.
+        num_classes: Number of classes of the model.
         batch_size: Evaluation batch size.
 
     Returns:
         A dict with `top1`, `top5`, `count` and `confusion_matrix`
         (a nested list, `[true][predicted]`).
+
+    Raises:
+        ValueError: The dataset is empty, `predict` does not give
+            `num_classes` scores per image, or a label is not a class id.
 
     Example:
 
@@ -101,6 +205,16 @@ def evaluate(predict, dataset, num_classes, batch_size=256):
     for images, labels in dataset.batch(batch_size):
         scores = np.asarray(predict(images))
         labels = labels.numpy().astype(int)
+        if scores.shape != (len(labels), num_classes):
+            raise ValueError(
+                f"The model gave scores of shape {scores.shape} for {len(labels)} "
+                f"images; expected ({len(labels)}, {num_classes}), one per class."
+            )
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"Labels must be class ids in [0, {num_classes}); received "
+                f"{sorted(set(labels.tolist()))}."
+            )
         ranked = np.argsort(-scores, axis=-1)
         top1 += int(np.sum(ranked[:, 0] == labels))
         top5 += int(np.sum(np.any(ranked[:, :k] == labels[:, None], axis=-1)))
@@ -118,86 +232,142 @@ def evaluate(predict, dataset, num_classes, batch_size=256):
     }
 
 
-def configure_parser(parser):
-    """Adds the `evaluate` arguments to `parser`.
+def default_output(model_path):
+    """Where `evaluate_model` writes its files when no output is given.
+
+    A `.keras` file: its directory. A SavedModel version directory
+    `<base>/<version>`: `<base>-<version>-evaluation` beside the model base
+    path, never inside it (the base path is what TensorFlow Serving reads).
 
     Args:
-        parser: An `argparse.ArgumentParser`.
-
-    Example:
-
-    >>> parser = argparse.ArgumentParser()
-    >>> configure_parser(parser)
-    >>> parser.parse_args(["m.keras", "--data-dir", "d"]).subset
-    'all'
-    """
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    parser.add_argument("model", help="a .keras file or a SavedModel version directory")
-    parser.add_argument("--data-dir", help="image folder root/<class>/<image>")
-    parser.add_argument("--dataset", help="TFDS dataset name (must be prepared)")
-    parser.add_argument("--tfds-data-dir", help="TFDS data directory")
-    parser.add_argument("--split", default="test", help="TFDS split to evaluate")
-    parser.add_argument("--subset", choices=SUBSETS, default="all",
-                        help="image folder: every image, or the training recipe's "
-                        "validation/train split (see --validation-fraction)")
-    parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
-                        help="size to read images at (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--output", help="directory for confusion_matrix.png and "
-                        "evaluation.json (default: next to the model)")
-
-
-def run(args):
-    """Runs `keras-wavevit evaluate` with parsed arguments.
-
-    Args:
-        args: The `argparse.Namespace` from `configure_parser`'s parser.
+        model_path: The evaluated model.
 
     Returns:
-        0 on success.
+        The directory, as an absolute path.
 
     Example:
 
-    >>> from keras_wavevit.cli import main
-    >>> main(["evaluate", "runs/tiny/best.keras", "--data-dir", "test"])  # doctest: +SKIP
-    0
+    >>> default_output("/srv/models/wavevit/3")
+    '/srv/models/wavevit-3-evaluation'
+    >>> default_output("/runs/tiny/best.keras")
+    '/runs/tiny'
     """
+    model_path = os.path.abspath(os.fspath(model_path))
+    if model_path.endswith(".keras"):
+        return os.path.dirname(model_path)
+    base, version = os.path.split(model_path.rstrip(os.sep))
+    return f"{base}-{version}-evaluation"
+
+
+def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fraction, image_size):
+    """`(unbatched dataset, class names)` of the data to evaluate on."""
+    if bool(data_dir) == bool(dataset):
+        raise ValueError("Pass exactly one of data_dir (image folder) or dataset (TFDS).")
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}; received {subset!r}.")
+    if dataset:
+        splits = data_lib.load_tfds(
+            dataset, data_dir=tfds_data_dir, image_size=image_size,
+            train_split=split, validation_split=split, cache=False,
+        )
+        return splits.train, splits.class_names
+    if image_size is None:
+        raise ValueError(
+            "The model's input size is unknown; pass image_size (--image-size), "
+            "the size to read the images at."
+        )
+    fraction = 0.0 if subset == "all" else validation_fraction
+    splits = data_lib.load_image_folder(
+        data_dir, image_size=image_size, validation_fraction=fraction, cache=False
+    )
+    chosen = splits.validation if subset == "validation" else splits.train
+    return chosen, splits.class_names
+
+
+def _class_notes(data_class_names, classifier):
+    """What the class check assumed, for the user to read."""
+    if classifier.class_names is None:
+        return [KERAS_COUNT_NOTE.format(count=classifier.num_classes)]
+    absent = [name for name in classifier.class_names if name not in data_class_names]
+    if absent:
+        return [f"The data holds no images of the model's classes {absent}."]
+    return []
+
+
+def _write_report(result, output):
+    """Writes `confusion_matrix.png` and `evaluation.json` atomically."""
     from keras_wavevit.recipes.plots import plot_confusion_matrix
 
-    if bool(args.data_dir) == bool(args.dataset):
-        raise ValueError("Pass exactly one of --data-dir (image folder) or --dataset (TFDS).")
-    predict, model_size = load_classifier(args.model)
-    image_size = tuple(args.image_size) if args.image_size else model_size
-    if args.dataset:
-        splits = data_lib.load_tfds(
-            args.dataset, data_dir=args.tfds_data_dir, image_size=image_size,
-            train_split=args.split, validation_split=args.split, cache=False,
-        )
-        dataset = splits.train
-    else:
-        if image_size is None:
-            raise ValueError("A SavedModel accepts any size; pass --image-size H W to read images.")
-        fraction = 0.0 if args.subset == "all" else args.validation_fraction
-        splits = data_lib.load_image_folder(
-            args.data_dir, image_size=image_size, validation_fraction=fraction, cache=False
-        )
-        dataset = splits.validation if args.subset == "validation" else splits.train
-    result = evaluate(predict, dataset, splits.num_classes, args.batch_size)
-    result["class_names"] = splits.class_names
-    output = args.output or (
-        args.model if os.path.isdir(args.model) else os.path.dirname(os.path.abspath(args.model))
-    )
     os.makedirs(output, exist_ok=True)
-    figure = plot_confusion_matrix(
-        result["confusion_matrix"], splits.class_names,
-        os.path.join(output, "confusion_matrix.png"),
-        title=f"Confusion matrix (top-1 {result['top1']:.2%}, n={result['count']})",
+    figure = os.path.join(output, "confusion_matrix.png")
+    with atomic_path(figure) as temporary:
+        plot_confusion_matrix(
+            result["confusion_matrix"], result["class_names"], temporary,
+            title=f"Confusion matrix (top-1 {result['top1']:.2%}, n={result['count']})",
+        )
+    report = os.path.join(output, "evaluation.json")
+    atomic_write_text(report, json.dumps(result, indent=2) + "\n")
+    return figure, report
+
+
+def evaluate_model(
+    model,
+    data_dir=None,
+    dataset=None,
+    tfds_data_dir=None,
+    split="test",
+    subset="all",
+    validation_fraction=0.1,
+    image_size=None,
+    batch_size=256,
+    output=None,
+):
+    """Evaluates a model file on data and writes the confusion matrix and numbers.
+
+    The data's classes are checked against the model's first (see
+    `match_classes`): a mismatch raises before any image is scored.
+
+    Args:
+        model: A `.keras` file or a SavedModel version directory.
+        data_dir: An image folder `root/<class>/<image>` (or `dataset`).
+        dataset: A prepared TFDS dataset name (or `data_dir`).
+        tfds_data_dir: The TFDS data directory.
+        split: The TFDS split to evaluate.
+        subset: For an image folder: `"all"` images, or the training
+            recipe's `"validation"` or `"train"` split of it.
+        validation_fraction: The share held out by that split.
+        image_size: `(height, width)` to read images at (default: the
+            model's input size, or the size a SavedModel resizes to).
+        batch_size: Evaluation batch size.
+        output: Directory for `confusion_matrix.png` and `evaluation.json`
+            (default: `default_output(model)`, never inside a SavedModel).
+
+    Returns:
+        The `evaluate` dict plus `class_names` (the rows of the matrix),
+        `notes` (what the class check assumed), and `figure` / `report`,
+        the files written.
+
+    Raises:
+        ValueError: Bad arguments, an unreadable model, or data whose
+            classes do not match the model's.
+
+    Example:
+
+    >>> result = evaluate_model("runs/tiny/saved_model/1", data_dir="test")  # doctest: +SKIP
+    >>> result["top1"], result["report"]  # doctest: +SKIP
+    (0.71, '/work/runs/tiny/saved_model-1-evaluation/evaluation.json')
+    """
+    classifier = load_classifier(model)
+    images, data_class_names = _read_data(
+        data_dir, dataset, tfds_data_dir, split, subset, validation_fraction,
+        image_size or classifier.image_size,
     )
-    with open(os.path.join(output, "evaluation.json"), "w", encoding="utf-8") as file:
-        json.dump(result, file, indent=2)
-    print(f"Images: {result['count']}")
-    print(f"Top-1 accuracy: {result['top1']:.4f}")
-    print(f"Top-5 accuracy: {result['top5']:.4f}")
-    print(f"Confusion matrix: {figure}")
-    return 0
+    label_map = tf.constant(
+        match_classes(data_class_names, classifier.class_names, classifier.num_classes)
+    )
+    images = images.map(lambda image, label: (image, tf.gather(label_map, label)))
+    result = evaluate(classifier.predict, images, classifier.num_classes, batch_size)
+    result["class_names"] = classifier.class_names or list(data_class_names)
+    result["notes"] = _class_notes(data_class_names, classifier)
+    result["figure"], result["report"] = _write_report(result, output or default_output(model))
+    return result

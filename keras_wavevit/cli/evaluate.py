@@ -1,0 +1,81 @@
+"""`keras-wavevit evaluate`: top-1/top-5 accuracy and a confusion matrix.
+
+Arguments only; the work is `keras_wavevit.recipes.evaluation.evaluate_model`.
+The data's classes must match the model's (by name for a SavedModel, by
+count for a `.keras` file); the PNG and JSON go to `--output`, by default
+next to the model (for a SavedModel `<base>/<version>`: `<base>-<version>-evaluation/`,
+never inside the served directory).
+
+Example:
+
+    keras-wavevit evaluate runs/tiny/best.keras --data-dir cifar10/test
+    keras-wavevit evaluate runs/tiny/saved_model/1 --data-dir train --subset validation
+"""
+
+import argparse
+
+from keras_wavevit.cli.arguments import image_size_argument
+from keras_wavevit.recipes.evaluation import SUBSETS, evaluate_model
+
+
+def configure_parser(parser):
+    """Adds the arguments of `keras-wavevit evaluate` to `parser`.
+
+    Args:
+        parser: An `argparse.ArgumentParser` (the `evaluate` subparser).
+
+    Example:
+
+    >>> parser = argparse.ArgumentParser()
+    >>> configure_parser(parser)
+    >>> args = parser.parse_args(["m.keras", "--data-dir", "d", "--image-size", "32"])
+    >>> args.subset, args.image_size
+    ('all', (32, 32))
+    """
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("model", help="a .keras file or a SavedModel version directory")
+    parser.add_argument("--data-dir", help="image folder root/<class>/<image>")
+    parser.add_argument("--dataset", help="TFDS dataset name (must be prepared)")
+    parser.add_argument("--tfds-data-dir", help="TFDS data directory")
+    parser.add_argument("--split", default="test", help="TFDS split to evaluate")
+    parser.add_argument("--subset", choices=SUBSETS, default="all",
+                        help="image folder: every image, or the training recipe's "
+                        "validation/train split (see --validation-fraction)")
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--image-size", type=image_size_argument(), metavar="N|HxW",
+                        help="size to read images at (default: the model's)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--output", help="directory for confusion_matrix.png and "
+                        "evaluation.json (default: next to the model; for a SavedModel "
+                        "BASE/VERSION: BASE-VERSION-evaluation)")
+
+
+def run(args):
+    """Runs `keras-wavevit evaluate` with parsed arguments.
+
+    Args:
+        args: The `argparse.Namespace` from `configure_parser`'s parser.
+
+    Returns:
+        0 on success.
+
+    Example:
+
+    >>> from keras_wavevit.cli import main
+    >>> main(["evaluate", "runs/tiny/best.keras", "--data-dir", "test"])  # doctest: +SKIP
+    0
+    """
+    result = evaluate_model(
+        args.model, data_dir=args.data_dir, dataset=args.dataset,
+        tfds_data_dir=args.tfds_data_dir, split=args.split, subset=args.subset,
+        validation_fraction=args.validation_fraction, image_size=args.image_size,
+        batch_size=args.batch_size, output=args.output,
+    )
+    for note in result["notes"]:
+        print(f"Note: {note}")
+    print(f"Images: {result['count']}")
+    print(f"Top-1 accuracy: {result['top1']:.4f}")
+    print(f"Top-5 accuracy: {result['top5']:.4f}")
+    print(f"Confusion matrix: {result['figure']}")
+    print(f"Numbers: {result['report']}")
+    return 0

@@ -1,0 +1,134 @@
+"""Evaluation (`keras_wavevit.recipes.evaluation`): class checks, numbers, where files go."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_wavevit.export import export_saved_model
+from keras_wavevit.recipes import evaluation
+from keras_wavevit.recipes.evaluation import evaluate, evaluate_model, match_classes
+from tests.test_export import keras_probabilities, plain_classifier
+
+MODEL_CLASSES = ["fox", "cat", "dog"]  # not alphabetical: folders are read sorted
+
+
+def write_folder(root, classes, per_class=2, size=(20, 18), seed=0):
+    """An image folder root/<class>/<n>.png of random pixels; returns its images."""
+    rng = np.random.default_rng(seed)
+    images = {}
+    for name in classes:
+        os.makedirs(os.path.join(root, name))
+        images[name] = rng.integers(0, 256, (per_class, *size, 3)).astype("uint8")
+        for index, image in enumerate(images[name]):
+            keras.utils.save_img(os.path.join(root, name, f"{index}.png"), image)
+    return images
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    work = tmp_path_factory.mktemp("evaluation")
+    model = plain_classifier()  # 16x16 input, 3 classes
+    model_file = str(work / "model.keras")
+    model.save(model_file)
+    version = export_saved_model(model, work / "serving", class_names=MODEL_CLASSES)
+    return {"model": model, "keras": model_file, "saved": version, "work": work}
+
+
+def test_match_classes_by_name_any_order_and_subset():
+    assert match_classes(["cat", "dog", "fox"], MODEL_CLASSES, 3).tolist() == [1, 2, 0]
+    assert match_classes(["dog"], MODEL_CLASSES, 3).tolist() == [2]
+    assert match_classes(["a", "b"], None, 2).tolist() == [0, 1]
+
+
+def test_match_classes_names_extra_and_missing_classes():
+    with pytest.raises(
+        ValueError,
+        match=r"\['wolf'\] are not classes of the model; the model's classes absent "
+        r"from the data: \['fox'\]",
+    ):
+        match_classes(["cat", "dog", "wolf"], MODEL_CLASSES, 3)
+    with pytest.raises(ValueError, match=r"model has 3 classes but the data has 10 .*carries no"):
+        match_classes([str(i) for i in range(10)], None, 3)
+
+
+def test_evaluate_refuses_scores_of_another_class_count():
+    """A 3-class model on 10-class labels used to score top-1 = 0.1."""
+    images = np.zeros((10, 4, 4, 3), "uint8")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(10)))
+    three_classes = lambda batch: np.tile([[0.2, 0.3, 0.5]], (len(batch), 1))  # noqa: E731
+    with pytest.raises(ValueError, match=r"scores of shape \(10, 3\).*expected \(10, 10\)"):
+        evaluate(three_classes, data, 10)
+    with pytest.raises(ValueError, match=r"class ids in \[0, 3\); received \[0, 1, .*9\]"):
+        evaluate(three_classes, data, 3)
+
+
+def test_saved_model_matches_classes_by_name(exported, tmp_path):
+    folder = str(tmp_path / "data")
+    images = write_folder(folder, ["cat", "dog", "fox"])
+    output = str(tmp_path / "report")
+    result = evaluate_model(exported["saved"], data_dir=folder, output=output)
+    # Independent reference: Keras on the same pixels, labels by model class id.
+    true, predicted = [], []
+    for name, batch in images.items():
+        resized = tf.image.resize(batch.astype("float32"), (16, 16)).numpy()
+        resized = np.clip(np.round(resized), 0, 255).astype("uint8")
+        predicted += keras_probabilities(exported["model"], resized, (16, 16)).argmax(-1).tolist()
+        true += [MODEL_CLASSES.index(name)] * len(batch)
+    expected = np.zeros((3, 3), int)
+    np.add.at(expected, (true, predicted), 1)
+    assert result["confusion_matrix"] == expected.tolist()
+    assert result["top1"] == pytest.approx(np.trace(expected) / 6)
+    assert result["class_names"] == MODEL_CLASSES and result["notes"] == []
+    saved = json.load(open(os.path.join(output, "evaluation.json"), encoding="utf-8"))
+    assert saved["confusion_matrix"] == expected.tolist()
+    assert open(os.path.join(output, "confusion_matrix.png"), "rb").read(4) == b"\x89PNG"
+    assert not [name for name in os.listdir(output) if name.startswith(".partial-")]
+
+
+def test_saved_model_refuses_a_folder_of_other_classes(exported, tmp_path):
+    """Used to score a folder called "wolf" as "fox"."""
+    folder = str(tmp_path / "wolves")
+    write_folder(folder, ["wolf"])
+    with pytest.raises(ValueError, match=r"\['wolf'\] are not classes of the model"):
+        evaluate_model(exported["saved"], data_dir=folder, output=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_keras_file_needs_the_same_class_count(exported, tmp_path):
+    ten = str(tmp_path / "ten")
+    write_folder(ten, [f"class{i}" for i in range(10)], per_class=1)
+    with pytest.raises(ValueError, match="model has 3 classes but the data has 10"):
+        evaluate_model(exported["keras"], data_dir=ten, output=str(tmp_path / "out"))
+    three = str(tmp_path / "three")
+    write_folder(three, ["a", "b", "c"], per_class=1)
+    result = evaluate_model(exported["keras"], data_dir=three, output=str(tmp_path / "out"))
+    assert result["count"] == 3 and result["class_names"] == ["a", "b", "c"]
+    assert result["notes"] == [evaluation.KERAS_COUNT_NOTE.format(count=3)]
+
+
+def test_saved_model_report_goes_beside_the_served_directory(exported, tmp_path):
+    folder = str(tmp_path / "data")
+    write_folder(folder, ["dog"])
+    before = sorted(os.listdir(exported["saved"]))
+    result = evaluate_model(exported["saved"], data_dir=folder)
+    assert sorted(os.listdir(exported["saved"])) == before
+    beside = str(exported["work"] / "serving-1-evaluation")
+    assert result["report"] == os.path.join(beside, "evaluation.json")
+    assert sorted(os.listdir(beside)) == ["confusion_matrix.png", "evaluation.json"]
+    assert sorted(os.listdir(exported["work"] / "serving")) == ["1"]
+    assert result["notes"] == ["The data holds no images of the model's classes ['fox', 'cat']."]
+
+
+def test_corrupt_keras_file_is_reported_as_such(tmp_path):
+    broken = tmp_path / "best.keras"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match=r"best.keras is not a valid \.keras file"):
+        evaluation.load_classifier(str(broken))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        evaluation.load_classifier(str(tmp_path / "missing.keras"))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        evaluation.load_classifier(str(tmp_path / "missing"))
