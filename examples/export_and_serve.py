@@ -8,6 +8,13 @@ Without MODEL.keras an untrained CIFAR-size `WaveViTTiny` is exported (the
 predictions are then meaningless, the mechanics are the same). The second
 half uses TensorFlow only, as a production client would: no Keras model and
 no keras_wavevit import is needed to load and call the SavedModel.
+
+The same export from the command line:
+
+    keras-wavevit export MODEL.keras serving/wavevit --class-names cat,dog,fox
+
+and, where keras_wavevit is installed, the same client in one object:
+`keras_wavevit.recipes.serving.SavedModelClassifier(version_dir).predict(images)`.
 """
 
 import argparse
