@@ -6,37 +6,49 @@ with the class names. `train_pipeline` and `eval_pipeline` turn those into
 batches the model trains on: ImageNet-normalised float32 images
 (`keras_wavevit.preprocessing.normalize_images`) and one-hot float32 labels
 (so MixUp/CutMix can blend them and `CategoricalCrossentropy(label_smoothing=)`
-can smooth them).
+can smooth them). The augmentation itself lives in
+`keras_wavevit.recipes.augmentation`.
 
-Augmentation (training split only) is built from Keras' own preprocessing
-layers, run inside `tf.data`: `RandomFlip`, `RandomRotation`,
-`RandomColorJitter`, `MixUp`, `CutMix`. Keras has no random *resized* crop,
-so `RandomResizedCrop` here samples crop boxes and resizes them with
-`tf.image.crop_and_resize`.
+An image folder is checked when it is read, before any model is built: its
+layout (one folder per class, no empty class, no extra directory level, at
+least two classes, the same classes in a separate validation folder) and
+every image file (not empty, a JPEG/PNG/GIF/BMP header, not cut short).
+Problems raise a `ValueError` naming the folders or files; bad image files
+can be skipped instead (`skip_bad_images=True`).
 
 The shipped sample (`sample_data_dir()`) holds 100 CIFAR-10 training images
 per class (the first 100 of each class folder), so training runs offline.
 """
 
 import dataclasses
-import math
 import os
+import warnings
 
-import keras
 import tensorflow as tf
 
 from keras_wavevit.preprocessing import normalize_images
+from keras_wavevit.recipes.augmentation import DEFAULT_MIXUP_ALPHA, build_batch_mixing
+
+# The augmentation names callers of this module used before the augmentation
+# moved to its own module (the train recipe and its options read them here).
+from keras_wavevit.recipes.augmentation import (  # noqa: E402,F401
+    DEFAULT_COLOR_JITTER,
+    DEFAULT_CROP_SCALE,
+    DEFAULT_ROTATION_DEGREES,
+    build_augmentation,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 SAMPLE_DATA_DIR = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "sample_data", "cifar10"
 )
-# The seed recipe's crop scale and rotation (RandomResizedCrop(scale=(0.6, 1)),
-# RandomRotation(20)), colour jitter 0.2 and MixUp.
-DEFAULT_CROP_SCALE = (0.6, 1.0)
-DEFAULT_ROTATION_DEGREES = 20.0
-DEFAULT_COLOR_JITTER = 0.2
-DEFAULT_MIXUP_ALPHA = 0.2
+# The files an image folder is read from (Keras' image_dataset_from_directory
+# list); other files are ignored.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# How many bad files or folders an error message lists by name.
+MAX_LISTED = 10
+# Bytes read from the end of a file to find its format's end marker.
+_TAIL_BYTES = 1024
 
 
 @dataclasses.dataclass
@@ -50,6 +62,12 @@ class ImageSplits:
         num_train: Number of training examples.
         num_validation: Number of validation examples.
         image_size: `(height, width)` of every image.
+
+    Example:
+
+    >>> splits = load_sample()
+    >>> splits.num_classes, splits.image_size
+    (10, (32, 32))
     """
 
     train: tf.data.Dataset
@@ -112,21 +130,228 @@ def _check_fraction(validation_fraction):
         )
 
 
+def _listing(names):
+    """`a, b, c` for up to MAX_LISTED names, then how many more."""
+    names = list(names)
+    shown = ", ".join(names[:MAX_LISTED])
+    more = len(names) - MAX_LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _is_image_name(name):
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _subfolders(folder):
+    """The non-hidden sub-folders of `folder`, sorted (Keras' class order)."""
+    return sorted(
+        name for name in os.listdir(folder)
+        if not name.startswith(".") and os.path.isdir(os.path.join(folder, name))
+    )
+
+
+def _image_files(folder):
+    """Image files under `folder` and its sub-folders, in Keras' order."""
+    found = []
+    for root, _, files in sorted(os.walk(folder), key=lambda entry: entry[0]):
+        found.extend(os.path.join(root, name) for name in sorted(files) if _is_image_name(name))
+    return found
+
+
+def _check_layout(directory, classes):
+    """Refuses a folder without classes or with one directory level too many."""
+    if not classes:
+        if any(_is_image_name(name) for name in os.listdir(directory)):
+            raise ValueError(
+                f"Image folder {directory!r} holds images but no class folders: put each "
+                f"class's images in its own sub-folder, {directory}/<class>/<image>."
+            )
+        raise ValueError(f"No images found under directory={directory!r}.")
+    if len(classes) == 1:
+        inner = os.path.join(directory, classes[0])
+        nested = [name for name in _subfolders(inner) if _image_files(os.path.join(inner, name))]
+        direct = [name for name in os.listdir(inner) if _is_image_name(name)]
+        if len(nested) > 1 and not direct:
+            raise ValueError(
+                f"Image folder {directory!r} has one directory level too many: its only "
+                f"sub-folder {classes[0]!r} holds the class folders ({_listing(nested)}). "
+                f"Pass {inner!r} instead."
+            )
+    loose = [name for name in os.listdir(directory) if _is_image_name(name)]
+    if loose:
+        warnings.warn(
+            f"{len(loose)} image(s) directly under {directory!r} are ignored (not in a "
+            f"class folder): {_listing(sorted(loose))}.",
+            stacklevel=3,
+        )
+
+
+def _check_classes(directory, files, min_classes):
+    """Refuses class folders without images and too few classes."""
+    classes = list(files)
+    if not any(files.values()):
+        raise ValueError(f"No images found under directory={directory!r}.")
+    empty = [name for name in classes if not files[name]]
+    if empty:
+        raise ValueError(
+            f"Class folders with no images ({'/'.join(IMAGE_EXTENSIONS)}) under "
+            f"{directory!r}: {_listing(empty)}. Add images or remove the folders."
+        )
+    if len(classes) < min_classes:
+        raise ValueError(
+            f"Image folder {directory!r} has {len(classes)} class folder(s) "
+            f"({_listing(classes)}); a classifier needs at least {min_classes}. Pass the "
+            "folder that holds one sub-folder per class."
+        )
+
+
+def image_file_problem(path):
+    """What is wrong with an image file, found cheaply (size, header, end).
+
+    Reads the first and last bytes only: an empty file, a file that is not
+    JPEG, PNG, GIF or BMP whatever its name says, a JPEG without its
+    end-of-image marker, a PNG without its `IEND` chunk, or a BMP shorter
+    than its header says are problems. A file that passes can still fail
+    to decode (damage inside the data); these are the common cases: cut
+    short by an interrupted copy or download, empty, or not an image.
+
+    Args:
+        path: The file.
+
+    Returns:
+        A short description of the problem, or `None` if the file looks
+        like a whole image.
+
+    Example:
+
+    >>> path = os.path.join(sample_data_dir(), "cat", "0000.jpg")
+    >>> image_file_problem(path) is None
+    True
+    """
+    size = os.path.getsize(path)
+    if size == 0:
+        return "empty file (0 bytes)"
+    with open(path, "rb") as file:
+        head = file.read(16)
+        file.seek(max(0, size - _TAIL_BYTES))
+        tail = file.read()
+    if head.startswith(b"\xff\xd8\xff"):
+        return None if b"\xff\xd9" in tail else "truncated JPEG (no end-of-image marker)"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if b"IEND" in tail else "truncated PNG (no IEND chunk)"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return None
+    if head.startswith(b"BM") and len(head) >= 6:
+        declared = int.from_bytes(head[2:6], "little")
+        return None if declared <= size else f"truncated BMP ({size} of {declared} bytes)"
+    return f"not a JPEG/PNG/GIF/BMP image (starts with {head[:8]!r})"
+
+
+def _drop_bad_images(directory, files, skip_bad_images):
+    """`files` without its bad images: refused, or skipped with a warning."""
+    bad = {}
+    for paths in files.values():
+        for path in paths:
+            problem = image_file_problem(path)
+            if problem:
+                bad[path] = problem
+    if not bad:
+        return files
+    listed = "; ".join(f"{path}: {bad[path]}" for path in list(bad)[:MAX_LISTED])
+    more = f" and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+    if not skip_bad_images:
+        raise ValueError(
+            f"{len(bad)} bad image file(s) under {directory!r}: {listed}{more}. Fix or "
+            "remove them, or skip them with skip_bad_images=True (keras-wavevit train "
+            "--skip-bad-images)."
+        )
+    warnings.warn(f"Skipping {len(bad)} bad image file(s): {listed}{more}.", stacklevel=3)
+    return {name: [p for p in paths if p not in bad] for name, paths in files.items()}
+
+
+def _index_folder(directory, min_classes=2, skip_bad_images=False):
+    """Checked `{class name: [image paths]}` of a `root/<class>/<image>` folder."""
+    if not os.path.isdir(directory):
+        raise ValueError(f"Image folder not found: directory={directory!r}.")
+    classes = _subfolders(directory)
+    _check_layout(directory, classes)
+    files = {name: _image_files(os.path.join(directory, name)) for name in classes}
+    files = _drop_bad_images(directory, files, skip_bad_images)
+    _check_classes(directory, files, min_classes)
+    return files
+
+
+def _match_validation_classes(directory, validation_directory, files, validation_files):
+    """Refuses validation classes training lacks; warns about the reverse."""
+    unknown = [name for name in validation_files if name not in files]
+    if unknown:
+        raise ValueError(
+            f"Validation folder {validation_directory!r} has classes the training folder "
+            f"{directory!r} lacks: {_listing(unknown)}. Their images cannot be scored; "
+            "use the same class folders in both."
+        )
+    missing = [name for name in files if name not in validation_files]
+    if missing:
+        warnings.warn(
+            f"Validation folder {validation_directory!r} has no images of the training "
+            f"classes {_listing(missing)}: validation does not measure them.",
+            stacklevel=3,
+        )
+
+
+def _read_images(paths, labels, image_size):
+    """Unbatched `(uint8 image, int32 label)` decoded as Keras' folder reader does."""
+
+    def read(path, label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = tf.image.resize(image, image_size, method="bilinear")
+        image = tf.ensure_shape(image, (*image_size, 3))
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, tf.string), tf.constant(labels, tf.int32))
+    )
+    return dataset.map(read, num_parallel_calls=AUTOTUNE)
+
+
+def _hold_out(files, class_names, validation_fraction):
+    """`(kept, held out)` lists of `(path, label)`: held out = the last files of each class."""
+    train, validation = [], []
+    for label, name in enumerate(class_names):
+        paths = files.get(name, [])
+        count = int(round(len(paths) * validation_fraction))
+        held_out = set(sorted(paths)[len(paths) - count:]) if count else set()
+        train += [(path, label) for path in paths if path not in held_out]
+        validation += [(path, label) for path in paths if path in held_out]
+    return train, validation
+
+
 def load_image_folder(
     directory,
     image_size=(32, 32),
     validation_fraction=0.1,
     validation_directory=None,
     cache=True,
+    skip_bad_images=False,
+    min_classes=2,
 ):
     """Reads a `root/<class>/<image>` folder into training/validation splits.
 
-    Images are read with `keras.utils.image_dataset_from_directory` (JPEG,
-    PNG, BMP, GIF), resized to `image_size` and kept as uint8. Labels are the
-    class folders in alphabetical order. The validation split holds, for
-    each class, the last `validation_fraction` of its files in name order
-    (for the CIFAR-10 image folder with 0.1: the last 500 per class), so
-    the split is stratified and the same on every run.
+    Images (JPEG, PNG, BMP, GIF; sub-folders of a class folder included) are
+    decoded as `keras.utils.image_dataset_from_directory` does, resized to
+    `image_size` and kept as uint8. Labels are the class folders in
+    alphabetical order. The validation split holds, for each class, the last
+    `validation_fraction` of its files in name order (for the CIFAR-10 image
+    folder with 0.1: the last 500 per class), so the split is stratified and
+    the same on every run.
+
+    The folders are checked before any image is decoded (see
+    `image_file_problem` for the file checks). Refused with a `ValueError`
+    naming the folder: no class folders, one class folder whose sub-folders
+    hold the classes (one directory level too many), a class folder without
+    images, fewer than `min_classes` classes, validation classes the
+    training folder lacks. Warned about: images directly under `directory`
+    (ignored), training classes missing from the validation folder.
 
     Args:
         directory: Root folder with one sub-folder per class.
@@ -136,12 +361,17 @@ def load_image_folder(
         validation_directory: A separate folder (same classes) to validate
             on, e.g. a test split.
         cache: Keep the decoded images in memory after the first pass.
+        skip_bad_images: Skip empty, truncated and non-image files with a
+            warning naming them, instead of raising a `ValueError`.
+        min_classes: Fewest class folders accepted (2 to train a
+            classifier; 1 to evaluate on one class).
 
     Returns:
         An `ImageSplits`.
 
     Raises:
-        ValueError: If the folder is missing, holds no images, or an
+        ValueError: If the folder is missing or its layout is refused, a
+            file is not a whole image (unless `skip_bad_images`), or an
             argument is out of range.
 
     Example:
@@ -151,68 +381,29 @@ def load_image_folder(
     (900, 100, 'airplane')
     """
     image_size = _check_image_size(image_size)
+    if image_size is None:
+        raise ValueError("image_size is required to read an image folder; received None.")
     _check_fraction(validation_fraction)
-    if not os.path.isdir(directory):
-        raise ValueError(f"Image folder not found: directory={directory!r}.")
-
-    def read(folder, class_names=None):
-        dataset = keras.utils.image_dataset_from_directory(
-            folder,
-            labels="inferred",
-            label_mode="int",
-            class_names=class_names,
-            image_size=image_size,
-            batch_size=None,
-            shuffle=False,
-            verbose=False,
-        )
-        if not dataset.file_paths:
-            raise ValueError(f"No images found under directory={folder!r}.")
-        return dataset
-
-    dataset = read(directory)
-    class_names = list(dataset.class_names)
-    paths = list(dataset.file_paths)
-    as_uint8 = lambda image, label: (  # noqa: E731
-        tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8),
-        tf.cast(label, tf.int32),
-    )
-
-    if validation_directory is not None:
-        train = dataset.map(as_uint8, num_parallel_calls=AUTOTUNE)
-        validation_dataset = read(validation_directory, class_names)
-        validation = validation_dataset.map(as_uint8, num_parallel_calls=AUTOTUNE)
-        num_train, num_validation = len(paths), len(validation_dataset.file_paths)
+    files = _index_folder(directory, min_classes, skip_bad_images)
+    class_names = list(files)
+    if validation_directory is None:
+        train, validation = _hold_out(files, class_names, validation_fraction)
     else:
-        by_class = {}
-        for path in paths:
-            by_class.setdefault(os.path.dirname(path), []).append(path)
-        held_out = set()
-        for class_paths in by_class.values():
-            count = int(round(len(class_paths) * validation_fraction))
-            if count:
-                held_out.update(sorted(class_paths)[-count:])
-        is_validation = tf.constant([path in held_out for path in paths])
-        flagged = tf.data.Dataset.zip(
-            dataset, tf.data.Dataset.from_tensor_slices(is_validation)
-        )
-        drop_flag = lambda example, flag: as_uint8(*example)  # noqa: E731
-        train = flagged.filter(lambda example, flag: ~flag).map(drop_flag)
-        validation = flagged.filter(lambda example, flag: flag).map(drop_flag)
-        num_validation = len(held_out)
-        num_train = len(paths) - num_validation
-        train = train.apply(tf.data.experimental.assert_cardinality(num_train))
-        validation = validation.apply(
-            tf.data.experimental.assert_cardinality(num_validation)
-        )
-    if cache:
-        train, validation = train.cache(), validation.cache()
+        validation_files = _index_folder(validation_directory, 1, skip_bad_images)
+        _match_validation_classes(directory, validation_directory, files, validation_files)
+        train, _ = _hold_out(files, class_names, 0.0)
+        validation, _ = _hold_out(validation_files, class_names, 0.0)
+    splits = []
+    for pairs in (train, validation):
+        paths, labels = [path for path, _ in pairs], [label for _, label in pairs]
+        dataset = _read_images(paths, labels, image_size)
+        splits.append(dataset.cache() if cache else dataset)
     return ImageSplits(
-        train=train,
-        validation=validation,
+        train=splits[0],
+        validation=splits[1],
         class_names=class_names,
-        num_train=num_train,
-        num_validation=num_validation,
+        num_train=len(train),
+        num_validation=len(validation),
         image_size=image_size,
     )
 
@@ -235,6 +426,25 @@ def load_sample(image_size=(32, 32), validation_fraction=0.1):
     return load_image_folder(
         sample_data_dir(), image_size=image_size, validation_fraction=validation_fraction
     )
+
+
+def _tfds_read(name, data_dir, splits, download):
+    """The TFDS builder of `name` and its `splits` as `(image, label)` datasets."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError.
+        raise ValueError(f"Unknown TFDS dataset {name!r}: {error}") from error
+    if download:
+        builder.download_and_prepare()
+    try:
+        return builder, builder.as_dataset(split=splits, as_supervised=True)
+    except Exception as error:
+        raise ValueError(
+            f"Could not read TFDS dataset {name!r} (splits {splits}) from "
+            f"data_dir={data_dir!r}; is it prepared there (download=False)? {error}"
+        ) from error
 
 
 def load_tfds(
@@ -278,8 +488,6 @@ def load_tfds(
     >>> splits.class_names[:2]  # doctest: +SKIP
     ['airplane', 'automobile']
     """
-    import tensorflow_datasets as tfds
-
     image_size = _check_image_size(image_size)
     _check_fraction(validation_fraction)
     if validation_split is None:
@@ -287,23 +495,10 @@ def load_tfds(
         splits = [f"{train_split}[:{percent}%]", f"{train_split}[{percent}%:]"]
     else:
         splits = [train_split, validation_split]
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # tfds raises its own DatasetNotFoundError.
-        raise ValueError(f"Unknown TFDS dataset {name!r}: {error}") from error
-    if download:
-        builder.download_and_prepare()
-    try:
-        train, validation = builder.as_dataset(split=splits, as_supervised=True)
-    except Exception as error:
-        raise ValueError(
-            f"Could not read TFDS dataset {name!r} (splits {splits}) from "
-            f"data_dir={data_dir!r}; is it prepared there (download=False)? {error}"
-        ) from error
-    label_feature = builder.info.features["label"]
-    class_names = list(label_feature.names)
-    image_shape = builder.info.features["image"].shape
+    builder, (train, validation) = _tfds_read(name, data_dir, splits, download)
+    class_names = list(builder.info.features["label"].names)
     if image_size is None:
+        image_shape = builder.info.features["image"].shape
         if image_shape[0] is None or image_shape[1] is None:
             raise ValueError(
                 f"TFDS dataset {name!r} has images of varying size; pass image_size."
@@ -332,147 +527,6 @@ def load_tfds(
     )
 
 
-@keras.saving.register_keras_serializable(package="keras_wavevit")
-class RandomResizedCrop(keras.layers.Layer):
-    """Crops a random area and aspect ratio of each image, resized back.
-
-    The torchvision/Paddle `RandomResizedCrop` the seed recipe uses: a box of
-    `scale` times the image area and aspect ratio in `ratio` (log-uniform),
-    at a random position, bilinearly resized to `(height, width)`. Keras 3
-    ships no such layer; this one uses `tf.image.crop_and_resize`, so it
-    runs inside `tf.data` (TensorFlow only). Identity when `training=False`.
-
-    Args:
-        height: Output height.
-        width: Output width.
-        scale: `(min, max)` share of the image area to crop.
-        ratio: `(min, max)` aspect ratio (width / height) of the crop.
-        seed: Optional seed.
-        **kwargs: Base layer arguments.
-
-    Example:
-
-    >>> crop = RandomResizedCrop(32, 32, scale=(0.6, 1.0))
-    >>> crop(tf.zeros((2, 40, 40, 3)), training=True).shape
-    TensorShape([2, 32, 32, 3])
-    """
-
-    def __init__(self, height, width, scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3), seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 < scale[0] <= scale[1] <= 1:
-            raise ValueError(f"scale must satisfy 0 < min <= max <= 1; received scale={scale}.")
-        if not 0 < ratio[0] <= ratio[1]:
-            raise ValueError(f"ratio must satisfy 0 < min <= max; received ratio={ratio}.")
-        self.height = height
-        self.width = width
-        self.scale = tuple(scale)
-        self.ratio = tuple(ratio)
-        self.seed = seed
-
-    def call(self, images, training=True):
-        images = tf.convert_to_tensor(images)
-        unbatched = images.shape.rank == 3
-        if unbatched:
-            images = images[tf.newaxis]
-        images = tf.cast(images, self.compute_dtype)
-        if not training:
-            outputs = tf.image.resize(images, (self.height, self.width))
-        else:
-            batch = tf.shape(images)[0]
-            area = tf.random.uniform([batch], *self.scale, seed=self.seed)
-            log_ratio = tf.random.uniform(
-                [batch], math.log(self.ratio[0]), math.log(self.ratio[1]), seed=self.seed
-            )
-            aspect = tf.exp(log_ratio)
-            # Box sides as fractions of the image sides, clipped to fit.
-            box_h = tf.minimum(tf.sqrt(area / aspect), 1.0)
-            box_w = tf.minimum(tf.sqrt(area * aspect), 1.0)
-            top = tf.random.uniform([batch], seed=self.seed) * (1.0 - box_h)
-            left = tf.random.uniform([batch], seed=self.seed) * (1.0 - box_w)
-            boxes = tf.stack([top, left, top + box_h, left + box_w], axis=1)
-            outputs = tf.image.crop_and_resize(
-                images, boxes, tf.range(batch), (self.height, self.width)
-            )
-        outputs = tf.cast(outputs, self.compute_dtype)
-        return outputs[0] if unbatched else outputs
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-3], self.height, self.width, input_shape[-1])
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            height=self.height,
-            width=self.width,
-            scale=self.scale,
-            ratio=self.ratio,
-            seed=self.seed,
-        )
-        return config
-
-
-def build_augmentation(
-    image_size,
-    crop_scale=DEFAULT_CROP_SCALE,
-    rotation_degrees=DEFAULT_ROTATION_DEGREES,
-    color_jitter=DEFAULT_COLOR_JITTER,
-    horizontal_flip=True,
-    seed=None,
-):
-    """The per-image augmentation of the training split, as a Keras pipeline.
-
-    In the seed recipe's order: random resized crop, colour jitter
-    (brightness, contrast, saturation), horizontal flip, rotation. Works on
-    batches of pixel values in [0, 255]; any step can be turned off
-    (`crop_scale=None`, `rotation_degrees=0`, `color_jitter=0`,
-    `horizontal_flip=False`).
-
-    Args:
-        image_size: `(height, width)` of the output.
-        crop_scale: `(min, max)` area share of the random resized crop, or
-            `None` for no crop.
-        rotation_degrees: Largest rotation either way, in degrees.
-        color_jitter: Strength of the brightness/contrast/saturation jitter.
-        horizontal_flip: Random left-right flips.
-        seed: Optional seed.
-
-    Returns:
-        A `keras.layers.Pipeline` (identity at `training=False`).
-
-    Example:
-
-    >>> augment = build_augmentation((32, 32))
-    >>> augment(tf.zeros((4, 32, 32, 3)), training=True).shape
-    TensorShape([4, 32, 32, 3])
-    """
-    height, width = _check_image_size(image_size)
-    if rotation_degrees < 0 or color_jitter < 0:
-        raise ValueError(
-            "rotation_degrees and color_jitter must be >= 0; received "
-            f"rotation_degrees={rotation_degrees}, color_jitter={color_jitter}."
-        )
-    layers = []
-    if crop_scale is not None:
-        layers.append(RandomResizedCrop(height, width, scale=crop_scale, seed=seed))
-    if color_jitter:
-        layers.append(
-            keras.layers.RandomColorJitter(
-                value_range=(0, 255),
-                brightness_factor=color_jitter,
-                contrast_factor=color_jitter,
-                saturation_factor=(max(0.0, 0.5 - color_jitter / 2), min(1.0, 0.5 + color_jitter / 2)),
-                seed=seed,
-            )
-        )
-    if horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if rotation_degrees:
-        layers.append(
-            keras.layers.RandomRotation(rotation_degrees / 360.0, fill_mode="reflect", seed=seed)
-        )
-    return keras.layers.Pipeline(layers, name="augmentation")
-
-
 def _batch_size_check(batch_size):
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; received batch_size={batch_size!r}.")
@@ -491,8 +545,9 @@ def train_pipeline(
     """Batches of augmented training data: `(normalised images, one-hot labels)`.
 
     Shuffles every epoch, drops the last partial batch, applies
-    `augmentation` (e.g. `build_augmentation(...)`) to the uint8 pixels,
-    then MixUp and/or CutMix on the batch (when both are on, each batch gets
+    `augmentation` (e.g. `augmentation.build_augmentation(...)`) to the
+    uint8 pixels, then MixUp and/or CutMix on the batch
+    (`augmentation.build_batch_mixing`: when both are on, each batch gets
     one of them at random), then `normalize_images`.
 
     Args:
@@ -501,11 +556,11 @@ def train_pipeline(
         batch_size: Batch size.
         augmentation: A layer/pipeline called with `training=True`, or `None`.
         mixup_alpha: MixUp's Beta parameter; 0 turns MixUp off.
-        cutmix_alpha: CutMix's Beta parameter; 0 turns CutMix off.
+        cutmix_alpha: CutMix's Beta parameter, in [0, 1]; 0 turns CutMix off.
         shuffle_buffer: Examples in the shuffle buffer; `None` = the whole
             dataset (the loaders keep classes in order, so a small buffer
             would give batches of one class).
-        seed: Shuffle seed.
+        seed: Seed of the shuffle and of the batch mixing.
 
     Returns:
         A `tf.data.Dataset` of `(float32 (B, H, W, 3), float32 (B, classes))`.
@@ -518,32 +573,16 @@ def train_pipeline(
     (TensorShape([8, 32, 32, 3]), TensorShape([8, 10]))
     """
     _batch_size_check(batch_size)
-    if mixup_alpha < 0 or cutmix_alpha < 0:
-        raise ValueError(
-            f"mixup_alpha and cutmix_alpha must be >= 0; received "
-            f"mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}."
-        )
-    mixup = keras.layers.MixUp(alpha=mixup_alpha, seed=seed) if mixup_alpha else None
-    cutmix = keras.layers.CutMix(factor=cutmix_alpha, seed=seed) if cutmix_alpha else None
+    mix = build_batch_mixing(mixup_alpha, cutmix_alpha, seed=seed)
 
     def augment(images, labels):
         images = tf.cast(images, tf.float32)
         if augmentation is not None:
             images = augmentation(images, training=True)
         labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
-        mixers = [layer for layer in (mixup, cutmix) if layer is not None]
-        if len(mixers) == 1:
-            mixed = mixers[0]({"images": images, "labels": labels}, training=True)
-            images, labels = mixed["images"], mixed["labels"]
-        elif len(mixers) == 2:
-            data = {"images": images, "labels": labels}
-            mixed = tf.cond(
-                tf.random.uniform([], seed=seed) < 0.5,
-                lambda: mixup(data, training=True),
-                lambda: cutmix(data, training=True),
-            )
-            images, labels = mixed["images"], mixed["labels"]
-        return normalize_images(images), tf.cast(labels, tf.float32)
+        if mix is not None:
+            images, labels = mix(images, labels)
+        return normalize_images(images), labels
 
     if shuffle_buffer is None:
         shuffle_buffer = int(dataset.cardinality())
