@@ -45,6 +45,9 @@ def configure_parser(parser):
     parser.add_argument("--image-size", type=image_size_argument(), metavar="N|HxW",
                         help="size to read images at (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="skip image-folder files that are not whole images "
+                        "(named in a warning) instead of stopping")
     parser.add_argument("--output", help="directory for confusion_matrix.png and "
                         "evaluation.json (default: next to the model; for a SavedModel "
                         "BASE/VERSION: BASE-VERSION-evaluation)")
@@ -70,6 +73,7 @@ def run(args):
         tfds_data_dir=args.tfds_data_dir, split=args.split, subset=args.subset,
         validation_fraction=args.validation_fraction, image_size=args.image_size,
         batch_size=args.batch_size, output=args.output,
+        skip_bad_images=args.skip_bad_images,
     )
     for note in result["notes"]:
         print(f"Note: {note}")

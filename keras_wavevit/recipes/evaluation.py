@@ -171,6 +171,11 @@ def match_classes(data_class_names, model_class_names, num_classes):
     return np.array([model_class_names.index(name) for name in data_class_names], "int32")
 
 
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
+
+
 def evaluate(predict, dataset, num_classes, batch_size=256):
     """Top-1/top-5 accuracy and the confusion matrix of `predict` on `dataset`.
 
@@ -186,8 +191,9 @@ def evaluate(predict, dataset, num_classes, batch_size=256):
         (a nested list, `[true][predicted]`).
 
     Raises:
-        ValueError: The dataset is empty, `predict` does not give
-            `num_classes` scores per image, or a label is not a class id.
+        ValueError: `batch_size` is not positive, the dataset is empty,
+            `predict` does not give `num_classes` scores per image, or a
+            label is not a class id.
 
     Example:
 
@@ -199,6 +205,7 @@ def evaluate(predict, dataset, num_classes, batch_size=256):
     """
     from keras_wavevit.recipes.plots import confusion_matrix
 
+    _check_batch_size(batch_size)
     top1 = top5 = count = 0
     true_all, predicted_all = [], []
     k = min(5, num_classes)
@@ -259,7 +266,8 @@ def default_output(model_path):
     return f"{base}-{version}-evaluation"
 
 
-def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fraction, image_size):
+def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fraction, image_size,
+               skip_bad_images):
     """`(unbatched dataset, class names)` of the data to evaluate on."""
     if bool(data_dir) == bool(dataset):
         raise ValueError("Pass exactly one of data_dir (image folder) or dataset (TFDS).")
@@ -277,8 +285,10 @@ def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fract
             "the size to read the images at."
         )
     fraction = 0.0 if subset == "all" else validation_fraction
+    # One class is enough: the classes are matched against the model's.
     splits = data_lib.load_image_folder(
-        data_dir, image_size=image_size, validation_fraction=fraction, cache=False
+        data_dir, image_size=image_size, validation_fraction=fraction, cache=False,
+        skip_bad_images=skip_bad_images, min_classes=1,
     )
     chosen = splits.validation if subset == "validation" else splits.train
     return chosen, splits.class_names
@@ -321,6 +331,7 @@ def evaluate_model(
     image_size=None,
     batch_size=256,
     output=None,
+    skip_bad_images=False,
 ):
     """Evaluates a model file on data and writes the confusion matrix and numbers.
 
@@ -341,6 +352,8 @@ def evaluate_model(
         batch_size: Evaluation batch size.
         output: Directory for `confusion_matrix.png` and `evaluation.json`
             (default: `default_output(model)`, never inside a SavedModel).
+        skip_bad_images: Skip (with a warning naming them) image-folder
+            files that are not whole images, instead of refusing the folder.
 
     Returns:
         The `evaluate` dict plus `class_names` (the rows of the matrix),
@@ -357,10 +370,11 @@ def evaluate_model(
     >>> result["top1"], result["report"]  # doctest: +SKIP
     (0.71, '/work/runs/tiny/saved_model-1-evaluation/evaluation.json')
     """
+    _check_batch_size(batch_size)
     classifier = load_classifier(model)
     images, data_class_names = _read_data(
         data_dir, dataset, tfds_data_dir, split, subset, validation_fraction,
-        image_size or classifier.image_size,
+        image_size or classifier.image_size, skip_bad_images,
     )
     label_map = tf.constant(
         match_classes(data_class_names, classifier.class_names, classifier.num_classes)

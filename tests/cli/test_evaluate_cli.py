@@ -69,3 +69,22 @@ def test_bad_arguments_are_parser_errors(argv, capsys):
     with pytest.raises(SystemExit):
         parse(["m.keras", "--data-dir", "d", *argv])
     assert "error:" in capsys.readouterr().err
+
+
+def test_bad_image_files_are_named_or_skipped(models, tmp_path, capsys):
+    folder = str(tmp_path / "data")
+    write_folder(folder, ["cat", "dog"])
+    with open(os.path.join(folder, "dog", "broken.png"), "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n truncated")
+    argv = [models["saved"], "--data-dir", folder, "--output", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match="broken.png"):
+        evaluate_cli.run(parse(argv))
+    with pytest.warns(UserWarning, match="broken.png"):
+        assert evaluate_cli.run(parse([*argv, "--skip-bad-images"])) == 0
+    assert "Images: 4\n" in capsys.readouterr().out
+
+
+def test_batch_size_must_be_positive(models):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer; received 0"):
+        evaluate_cli.run(parse([models["saved"], "--data-dir", models["data"],
+                                "--batch-size", "0"]))
