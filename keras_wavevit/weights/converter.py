@@ -28,48 +28,19 @@ from keras_wavevit.weights.official import describe_plan, load_official_weights
 OUTPUT_ENDINGS = (".weights.h5", ".keras")
 
 
-def build_model(architecture, num_classes=1000, token_label=True, input_shape=None):
-    """Builds the Keras model a checkpoint is converted into.
-
-    Args:
-        architecture: Anything `keras_wavevit.config.resolve_config` reads: a
-            preset name (`"tiny"`, `"small"`, `"base"`, `"large"`), the path
-            of a JSON file or inline JSON text of `WaveViTConfig` fields
-            (optionally `{"preset": "small", ...changes}`), a dict or a
-            `WaveViTConfig`.
-        num_classes: Classes of the classifier.
-        token_label: Build the auxiliary token-label head (the released
-            checkpoints have it).
-        input_shape: `(height, width, 3)`, `(None, None, 3)` for any size,
-            or `None` for the architecture's.
-
-    Returns:
-        A `keras.Model`, named `WaveViTSmall` etc. for a preset.
-
-    Raises:
-        ValueError: Unknown preset, or a configuration that is not valid
-            JSON or not a valid architecture; the message names the file.
-
-    Example:
-
-    >>> build_model("tiny", num_classes=10, input_shape=(64, 64, 3)).name
-    'WaveViTTiny'
-    """
+def _resolve_architecture(architecture, input_shape):
+    """The checked `WaveViTConfig` and the model name (`WaveViTSmall` for a preset)."""
     try:
         config = resolve_config(architecture)
+        if input_shape is not None:
+            config = config.replace(input_shape=tuple(input_shape))
     except ValueError as error:  # also UnicodeDecodeError: a binary file
         is_file = isinstance(architecture, (str, os.PathLike)) and os.path.isfile(architecture)
         if is_file and os.fspath(architecture) not in str(error):
             raise ValueError(f"{os.fspath(architecture)}: {error}") from None
         raise
     is_preset = isinstance(architecture, str) and architecture in PRESETS
-    return WaveViT(
-        config,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        token_label=token_label,
-        name=f"WaveViT{architecture.capitalize()}" if is_preset else "wave_vit",
-    )
+    return config, f"WaveViT{architecture.capitalize()}" if is_preset else "wave_vit"
 
 
 def convert_checkpoint(
@@ -90,12 +61,17 @@ def convert_checkpoint(
             `.safetensors`; see `read_checkpoint`).
         output: Where to write: `*.weights.h5` (weights only) or `*.keras`
             (the whole model). Written atomically.
-        architecture: What to build: a preset name, a JSON file or text, a
-            dict or a `WaveViTConfig` (see `build_model`).
+        architecture: What to build: anything
+            `keras_wavevit.config.resolve_config` reads (a preset name such
+            as `"small"`, the path of a JSON file or inline JSON text of
+            `WaveViTConfig` fields, optionally `{"preset": "small",
+            ...changes}`, a dict or a `WaveViTConfig`).
         num_classes: Classes of the classifier.
         token_label: Build the auxiliary token-label head; without it the
             checkpoint's `aux_head.*` entries are dropped (and reported).
-        input_shape: Input shape of the saved model (see `build_model`).
+        input_shape: Input shape of the saved model: `(height, width, 3)`,
+            `(None, None, 3)` for any size, or `None` for the
+            architecture's.
         strict: Refuse any mismatch (default) or load what matches; see
             `load_official_weights`.
         skip_head: Leave the classifier out (fine-tuning to another
@@ -106,9 +82,11 @@ def convert_checkpoint(
         the file written.
 
     Raises:
-        ValueError: `output` has another ending (checked before any work),
-            the checkpoint cannot be read, or it does not match the model
-            (`CheckpointMismatchError`); nothing is written then.
+        ValueError: `output` has another ending or the architecture is not
+            valid (both checked before the checkpoint is read; a bad JSON
+            file is named), the checkpoint cannot be read, or it does not
+            match the model (`CheckpointMismatchError`); nothing is written
+            then.
         FileNotFoundError: The checkpoint does not exist.
 
     Example:
@@ -121,13 +99,14 @@ def convert_checkpoint(
     output = os.fspath(output)
     if not output.endswith(OUTPUT_ENDINGS):
         raise ValueError(f"The output must end in .weights.h5 or .keras; received {output!r}.")
+    config, name = _resolve_architecture(architecture, input_shape)
     state_dict = read_checkpoint(checkpoint)
-    model = build_model(architecture, num_classes, token_label, input_shape)
+    model = WaveViT(config, num_classes=num_classes, token_label=token_label, name=name)
     lines = []
     if not token_label:
-        dropped = sorted(name for name in state_dict if name.startswith("aux_head."))
-        for name in dropped:
-            del state_dict[name]
+        dropped = sorted(entry for entry in state_dict if entry.startswith("aux_head."))
+        for entry in dropped:
+            del state_dict[entry]
         if dropped:
             lines.append(f"dropped {', '.join(dropped)} (no token-label head)")
     with warnings.catch_warnings():

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
+import keras_wavevit
 from keras_wavevit.weights import convert_checkpoint, load_model_file
-from keras_wavevit.weights.converter import build_model
 from tests.weights.reference import (
     NUM_TINY_ENTRIES,
     TINY_CONFIG,
@@ -45,7 +45,7 @@ def test_writes_a_loadable_file_with_umask_mode(checkpoint, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-    model = build_model(ARCHITECTURE, num_classes=10)
+    model = keras_wavevit.WaveViT(**TINY_CONFIG, token_label=True)
     model.load_weights(path)
     state_dict = official_entries(load_reference())
     np.testing.assert_array_equal(
@@ -111,7 +111,7 @@ def test_nan_entries_are_refused_strictly_and_left_out_otherwise(tmp_path):
     assert not output.exists()
     report = convert(poisoned, output, strict=False)
     assert "non-finite (1): checkpoint entries holding NaN or infinity:" in report
-    model = build_model(ARCHITECTURE, num_classes=10)
+    model = keras_wavevit.WaveViT(**TINY_CONFIG, token_label=True)
     model.load_weights(output)
     assert all(np.isfinite(weight).all() for weight in weights_of(model))
 
@@ -119,15 +119,16 @@ def test_nan_entries_are_refused_strictly_and_left_out_otherwise(tmp_path):
 # --- the architecture -----------------------------------------------------------------
 
 
-def test_presets_json_files_and_inline_json_build_the_same_architecture(tmp_path):
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(ARCHITECTURE))
-    from_file = build_model(path, num_classes=10)
-    inline = build_model(json.dumps({"preset": "small", "depths": [1, 1, 1, 1]}))
-    assert from_file.count_params() == build_model(ARCHITECTURE, num_classes=10).count_params()
-    assert inline.name == "wave_vit" and len(inline.get_layer("block4_0").weights) > 0
-    preset = build_model("tiny", num_classes=10, input_shape=(64, 48, 3))
-    assert preset.name == "WaveViTTiny" and preset.input_shape == (None, 64, 48, 3)
+def test_inline_json_architecture_and_its_image_size_replaced(checkpoint, tmp_path):
+    output = tmp_path / "tiny.keras"
+    inline = json.dumps({**ARCHITECTURE, "input_shape": [224, 224, 3]})
+    convert_checkpoint(checkpoint, output, inline, num_classes=10, input_shape=(64, 96, 3))
+    assert keras.saving.load_model(output).input_shape == (None, 64, 96, 3)
+
+
+def test_image_size_is_checked_before_the_checkpoint_is_read(tmp_path):
+    with pytest.raises(ValueError, match="multiple of 32"):
+        convert(tmp_path / "absent.npz", tmp_path / "tiny.keras", input_shape=(100, 100, 3))
 
 
 @pytest.mark.parametrize(
@@ -145,11 +146,11 @@ def test_presets_json_files_and_inline_json_build_the_same_architecture(tmp_path
     ],
     ids=["empty", "truncated", "array", "binary", "invalid_value", "unknown_key"],
 )
-def test_bad_config_files_are_named(tmp_path, content, problem):
+def test_bad_config_files_are_named_before_the_checkpoint_is_read(tmp_path, content, problem):
     path = tmp_path / "model.json"
     path.write_bytes(content)
     with pytest.raises(ValueError) as info:
-        build_model(path)
+        convert_checkpoint(tmp_path / "absent.npz", tmp_path / "tiny.keras", path)
     message = str(info.value)
     assert str(path) in message, message
     assert len(message.splitlines()) == 1
