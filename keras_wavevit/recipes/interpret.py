@@ -116,12 +116,12 @@ def plot_grad_cam(model, images, class_names, path, true_labels=None, layer_name
     >>> plot_grad_cam(model, np.zeros((2, 32, 32, 3), "uint8"), ["a", "b"], "/tmp/cam.png")
     '/tmp/cam.png'
     """
-    from keras_wavevit.recipes.plots import _pyplot
+    from keras_wavevit.recipes.plots import new_figure, save_figure
 
     cams, predicted = grad_cam(model, images, layer_name=layer_name)
-    plt = _pyplot()
     count = len(images)
-    figure, axes = plt.subplots(2, count, figsize=(1.9 * count, 4.2), squeeze=False)
+    figure = new_figure(figsize=(1.9 * count, 4.2))
+    axes = figure.subplots(2, count, squeeze=False)
     for index in range(count):
         image = np.clip(np.asarray(images[index]), 0, 255).astype("uint8")
         axes[0, index].imshow(image, interpolation="nearest")
@@ -135,6 +135,4 @@ def plot_grad_cam(model, images, class_names, path, true_labels=None, layer_name
             axes[row, index].axis("off")
     figure.suptitle(f"Grad-CAM ({layer_name or default_cam_layer(model)}) of the predicted class")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

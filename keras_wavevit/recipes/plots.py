@@ -1,7 +1,8 @@
 """Figures of a training run: learning curves, prediction grid, confusion matrix.
 
-All functions write PNG files with matplotlib's non-interactive `Agg`
-backend (no display needed) and return the paths they wrote. matplotlib is
+All functions draw on `matplotlib.figure.Figure` objects (no `pyplot`, so
+the caller's backend and open figures are left alone; no display needed),
+write PNG files atomically and return the paths they wrote. matplotlib is
 an optional dependency (`pip install keras-wavevit[plots]`).
 """
 
@@ -9,18 +10,43 @@ import os
 
 import numpy as np
 
+from keras_wavevit import files
 
-def _pyplot():
+
+def new_figure(**options):
+    """A `matplotlib.figure.Figure`, outside pyplot's state.
+
+    Args:
+        **options: `Figure` arguments (`figsize`, ...).
+
+    Raises:
+        ImportError: matplotlib is not installed (says how to install it).
+
+    Example:
+
+    >>> new_figure(figsize=(2, 2)).get_size_inches().tolist()
+    [2.0, 2.0]
+    """
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError as error:
         raise ImportError(
             "Plots need matplotlib: pip install 'keras-wavevit[plots]'."
         ) from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return Figure(**options)
 
-    return plt
+
+def save_figure(figure, path):
+    """Writes `figure` as a PNG at `path` atomically; returns `path`.
+
+    Example:
+
+    >>> save_figure(new_figure(figsize=(1, 1)), "/tmp/empty.png")
+    '/tmp/empty.png'
+    """
+    with files.atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    return path
 
 
 def plot_learning_curves(history, output_dir):
@@ -48,7 +74,6 @@ def plot_learning_curves(history, output_dir):
     """
     if not history or not history.get("loss"):
         raise ValueError("history has no 'loss' values to plot.")
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     os.makedirs(output_dir, exist_ok=True)
@@ -57,7 +82,8 @@ def plot_learning_curves(history, output_dir):
     for metric, label in (("loss", "Cross-entropy loss"), ("accuracy", "Top-1 accuracy")):
         if not history.get(metric):
             continue
-        figure, axes = plt.subplots(figsize=(6, 4))
+        figure = new_figure(figsize=(6, 4))
+        axes = figure.subplots()
         axes.plot(epochs, history[metric], "o-", color="tab:red", label="train")
         if history.get(f"val_{metric}"):
             axes.plot(epochs, history[f"val_{metric}"], "o-", color="tab:cyan", label="validation")
@@ -68,10 +94,7 @@ def plot_learning_curves(history, output_dir):
         axes.grid(alpha=0.3)
         axes.legend()
         figure.tight_layout()
-        path = os.path.join(output_dir, f"{metric}.png")
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        paths.append(path)
+        paths.append(save_figure(figure, os.path.join(output_dir, f"{metric}.png")))
     return paths
 
 
@@ -106,9 +129,9 @@ def plot_prediction_grid(images, true_labels, predicted_labels, class_names, pat
             "images, true_labels and predicted_labels must have the same, non-zero "
             f"length; received {len(images)}, {len(true_labels)}, {len(predicted_labels)}."
         )
-    plt = _pyplot()
     rows = int(np.ceil(len(images) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    figure = new_figure(figsize=(2.2 * columns, 2.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for index, axis in enumerate(axes.ravel()):
         axis.axis("off")
         if index >= len(images):
@@ -122,9 +145,7 @@ def plot_prediction_grid(images, true_labels, predicted_labels, class_names, pat
         )
     figure.suptitle("Predicted (true) labels")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def confusion_matrix(true_labels, predicted_labels, num_classes):
@@ -174,9 +195,9 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
             f"matrix must be square with one row per class ({len(class_names)}); "
             f"received shape {matrix.shape}."
         )
-    plt = _pyplot()
     size = max(4.0, 0.6 * len(class_names) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
+    figure = new_figure(figsize=(size, size))
+    axes = figure.subplots()
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, fraction=0.046)
     ticks = np.arange(len(class_names))
@@ -191,6 +212,4 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
             axes.text(column, row, str(count), ha="center", va="center", fontsize=8,
                       color="white" if count > threshold else "black")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -1,0 +1,212 @@
+"""The network of a training run: architecture from `--model`, optimizer, compile.
+
+`--model` is a variant name (`tiny`, `small`, `base`, `large`), inline JSON
+or a `.json` file; `build_model` turns it into a logits classifier and
+`compile_network` gives it the recipe's AdamW schedule, loss and metrics.
+"""
+
+import json
+import os
+
+import keras
+
+from keras_wavevit.model import VARIANTS, WaveViT
+
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+# Architecture keys a JSON model configuration may set.
+_ARCHITECTURE_KEYS = (
+    "embed_dims",
+    "num_heads",
+    "mlp_ratios",
+    "depths",
+    "sr_ratios",
+    "stem_hidden_dim",
+    "stem_stride",
+)
+
+
+def is_variant(model):
+    """Whether `model` names a built-in variant.
+
+    Example:
+
+    >>> is_variant("tiny"), is_variant('{"depths": [1, 1, 1, 1]}')
+    (True, False)
+    """
+    return model in VARIANTS
+
+
+def parse_model_config(model):
+    """Resolves `--model` into WaveViT architecture arguments.
+
+    Args:
+        model: A variant name (`"tiny"`, `"small"`, `"base"`, `"large"`), an
+            inline JSON object or the path of a JSON file. JSON keys are
+            `WaveViT` architecture arguments (`embed_dims`, `num_heads`,
+            `mlp_ratios`, `depths`, `sr_ratios`, `stem_hidden_dim`,
+            `stem_stride`) plus optional `drop_path_rate` and `input_shape`;
+            missing keys come from the tiny variant.
+
+    Returns:
+        A dict of architecture arguments plus `drop_path_rate` and
+        `input_shape`.
+
+    Raises:
+        ValueError: For an unknown variant, unreadable JSON or unknown keys.
+
+    Example:
+
+    >>> parse_model_config("tiny")["stem_stride"]
+    2
+    >>> parse_model_config('{"depths": [1, 1, 1, 1]}')["depths"]
+    [1, 1, 1, 1]
+    """
+    if model in VARIANTS:
+        return dict(VARIANTS[model])
+    text = model
+    if not model.lstrip().startswith("{"):
+        if not model.endswith(".json") or not os.path.isfile(model):
+            raise ValueError(
+                f"Unknown model {model!r}: expected one of {sorted(VARIANTS)}, "
+                "an inline JSON object or a .json file."
+            )
+        with open(model, encoding="utf-8") as file:
+            text = file.read()
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Could not parse the model configuration {model!r}: {error}") from error
+    allowed = set(_ARCHITECTURE_KEYS) | {"drop_path_rate", "input_shape"}
+    unknown = set(overrides) - allowed
+    if unknown:
+        raise ValueError(
+            f"Unknown model configuration keys {sorted(unknown)}; allowed: {sorted(allowed)}."
+        )
+    config = dict(VARIANTS["tiny"])
+    config.update(overrides)
+    return config
+
+
+def build_model(model, num_classes, image_size, drop_path_rate=None):
+    """Builds a Wave-ViT classifier (logits output) for training.
+
+    Args:
+        model: See `parse_model_config`.
+        num_classes: Number of classes.
+        image_size: `(height, width)` of the input.
+        drop_path_rate: Stochastic depth rate; `None` = the variant's.
+
+    Returns:
+        A `keras.Model` outputting float32 logits.
+
+    Example:
+
+    >>> build_model("tiny", 10, (32, 32)).output_shape
+    (None, 10)
+    """
+    config = parse_model_config(model)
+    rate = config["drop_path_rate"] if drop_path_rate is None else drop_path_rate
+    name = f"WaveViT{model.capitalize()}" if model in VARIANTS else "wave_vit"
+    return WaveViT(
+        **{key: config[key] for key in _ARCHITECTURE_KEYS if key in config},
+        input_shape=(*image_size, 3),
+        num_classes=num_classes,
+        classifier_activation=None,
+        drop_path_rate=rate,
+        name=name,
+    )
+
+
+def make_optimizer(
+    learning_rate, weight_decay, total_steps, warmup_steps, min_learning_rate=0.0, clipnorm=None
+):
+    """AdamW with linear warm-up to `learning_rate`, then cosine decay.
+
+    Weight decay skips biases and normalisation parameters (`bias`, `gamma`,
+    `beta`), as usual for transformers.
+
+    Args:
+        learning_rate: Peak learning rate, reached after `warmup_steps`.
+        weight_decay: Decoupled weight decay.
+        total_steps: Optimizer steps of the whole run.
+        warmup_steps: Steps of linear warm-up from 0.
+        min_learning_rate: Learning rate at the end of the decay.
+        clipnorm: Optional global gradient-norm clip.
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+
+    Example:
+
+    >>> optimizer = make_optimizer(1e-3, 0.05, total_steps=100, warmup_steps=10)
+    >>> round(float(optimizer.learning_rate), 6)  # step 0 of the warm-up
+    0.0
+    """
+    if learning_rate <= 0 or weight_decay < 0:
+        raise ValueError(
+            "learning_rate must be > 0 and weight_decay >= 0; received "
+            f"learning_rate={learning_rate}, weight_decay={weight_decay}."
+        )
+    if not 0 <= warmup_steps < total_steps:
+        raise ValueError(
+            f"warmup_steps must be in [0, total_steps); received "
+            f"warmup_steps={warmup_steps}, total_steps={total_steps}."
+        )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=total_steps - warmup_steps,
+        alpha=min_learning_rate / learning_rate,
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=weight_decay, global_clipnorm=clipnorm
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def compile_network(network, config, num_classes, steps_per_epoch):
+    """Compiles `network` with the recipe: AdamW schedule, smoothed loss, accuracy.
+
+    Call it inside the distribution strategy's scope.
+
+    Args:
+        network: The model from `build_model`.
+        config: The run's `TrainConfig` (learning rates, weight decay,
+            warm-up, clipping, label smoothing, epochs, XLA).
+        num_classes: Number of classes (top-5 accuracy is added above 5).
+        steps_per_epoch: Optimizer steps per epoch.
+
+    Returns:
+        `network`, compiled.
+
+    Example:
+
+    >>> from keras_wavevit.recipes.train_config import TrainConfig
+    >>> network = compile_network(build_model("tiny", 10, (32, 32)), TrainConfig(), 10, 8)
+    >>> [metric.name for metric in network.metrics][-1]
+    'compile_metrics'
+    """
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = min(int(round(config.warmup_epochs * steps_per_epoch)), total_steps - 1)
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if num_classes > 5:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"))
+    network.compile(
+        optimizer=make_optimizer(
+            config.learning_rate,
+            config.weight_decay,
+            total_steps,
+            warmup_steps,
+            min_learning_rate=min(config.min_learning_rate, config.learning_rate),
+            clipnorm=config.clip_norm,
+        ),
+        loss=keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.label_smoothing
+        ),
+        metrics=metrics,
+        jit_compile=JIT_COMPILE[config.jit_compile],
+    )
+    return network

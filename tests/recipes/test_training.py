@@ -1,0 +1,152 @@
+"""The training recipe end to end: CLI run outputs, evaluation, resuming after SIGKILL."""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_wavevit import cli
+from keras_wavevit.recipes import callbacks, network
+from tests.recipes.train_child import CLASSES, MICRO_MODEL, write_image_folder
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """3 classes x 8 JPEG images of 32x32, each class with its own colour."""
+    return write_image_folder(str(tmp_path_factory.mktemp("images")))
+
+
+def read_rows(path):
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def test_optimizer_warms_up_then_decays():
+    optimizer = network.make_optimizer(
+        1e-3, 0.05, total_steps=100, warmup_steps=10, min_learning_rate=1e-5
+    )
+    schedule = optimizer._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.0)
+    assert float(schedule(5)) == pytest.approx(5e-4, rel=1e-4)
+    assert float(schedule(10)) == pytest.approx(1e-3, rel=1e-4)
+    assert float(schedule(55)) < 1e-3
+    assert float(schedule(100)) == pytest.approx(1e-5, rel=1e-3)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        network.make_optimizer(1e-3, 0.05, total_steps=10, warmup_steps=10)
+    with pytest.raises(ValueError, match="learning_rate"):
+        network.make_optimizer(0.0, 0.05, total_steps=10, warmup_steps=1)
+
+
+def test_read_csv_log_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss\n0,2.0\n1,1.5\n1,1.4\n2,1.0\n")
+    assert callbacks.read_csv_log(str(path)) == {"epoch": [0.0, 1.0, 2.0], "loss": [2.0, 1.4, 1.0]}
+    assert callbacks.read_csv_log(str(tmp_path / "missing.csv")) == {}
+
+
+@pytest.fixture(scope="module")
+def trained_run(image_folder, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("run"))
+    status = cli.main(
+        [
+            "train", "--data-dir", image_folder, "--model", MICRO_MODEL,
+            "--epochs", "2", "--steps-per-epoch", "1", "--batch-size", "4",
+            "--validation-fraction", "0.25", "--warmup-epochs", "0.5",
+            "--output", output, "--seed", "0", "--verbose", "0",
+        ]
+    )
+    assert status == 0
+    return output
+
+
+def test_two_step_cli_run_writes_checkpoint_log_figures_and_saved_model(trained_run):
+    files = set(os.listdir(trained_run))
+    expected = {
+        "best.keras", "final.keras", "log.csv", "loss.png", "accuracy.png",
+        "predictions.png", "gradcam.png", "saved_model", "summary.json", "phases.json",
+    }
+    assert expected <= files
+    assert "backup" not in files  # BackupAndRestore cleans up after a finished run
+    rows = read_rows(os.path.join(trained_run, "log.csv"))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"loss", "val_loss", "accuracy", "val_accuracy", "train_minutes"} <= set(rows[0])
+    for name in ("loss.png", "accuracy.png", "predictions.png", "gradcam.png"):
+        with open(os.path.join(trained_run, name), "rb") as file:
+            assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    summary = json.load(open(os.path.join(trained_run, "summary.json"), encoding="utf-8"))
+    assert summary["epochs_completed"] == 2
+    assert summary["num_train"] == 18 and summary["num_validation"] == 6
+    assert summary["class_names"] == list(CLASSES)
+    assert summary["train_images_per_second"] > 0
+    assert summary["inference_images_per_second"] > 0
+    assert 0.0 <= summary["val_accuracy"] <= 1.0
+    assert summary["saved_model_answer"]["predicted"] in CLASSES
+
+    model = keras.saving.load_model(os.path.join(trained_run, "best.keras"))
+    assert model.output_shape == (None, 3)
+    serve = tf.saved_model.load(summary["saved_model"]).signatures["serving_default"]
+    answer = serve(images=tf.zeros((2, 45, 37, 3), tf.uint8))
+    assert answer["probabilities"].shape == (2, 3)
+    np.testing.assert_allclose(answer["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_evaluate_cli_prints_top1_top5_and_writes_confusion_matrix(
+    trained_run, image_folder, tmp_path, capsys
+):
+    output = str(tmp_path / "eval")
+    model_path = os.path.join(trained_run, "best.keras")
+    assert cli.main(["evaluate", model_path, "--data-dir", image_folder, "--output", output]) == 0
+    printed = capsys.readouterr().out
+    assert "Top-1 accuracy:" in printed and "Top-5 accuracy: 1.0000" in printed
+    result = json.load(open(os.path.join(output, "evaluation.json"), encoding="utf-8"))
+    assert result["count"] == 24
+    matrix = np.array(result["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == 24
+    assert matrix.sum(axis=1).tolist() == [8, 8, 8]
+    assert result["top1"] == pytest.approx(np.trace(matrix) / 24)
+    assert os.path.getsize(os.path.join(output, "confusion_matrix.png")) > 0
+    # The exported SavedModel evaluates to the same top-1 on the held-out split.
+    summary = json.load(open(os.path.join(trained_run, "summary.json"), encoding="utf-8"))
+    saved_output = str(tmp_path / "eval_saved")
+    assert cli.main(
+        ["evaluate", summary["saved_model"], "--data-dir", image_folder, "--subset",
+         "validation", "--validation-fraction", "0.25", "--image-size", "32",
+         "--output", saved_output]
+    ) == 0
+    saved = json.load(open(os.path.join(saved_output, "evaluation.json"), encoding="utf-8"))
+    assert saved["count"] == 6
+    assert saved["top1"] == pytest.approx(summary["val_accuracy"], abs=1e-6)
+
+
+def test_rerun_on_a_finished_run_refuses_and_overwrite_reproduces_it(
+    trained_run, image_folder, capsys
+):
+    """Rerun contract: a finished or different run is refused; --overwrite starts afresh."""
+    command = [
+        "train", "--data-dir", image_folder, "--model", MICRO_MODEL,
+        "--epochs", "2", "--steps-per-epoch", "1", "--batch-size", "4",
+        "--validation-fraction", "0.25", "--warmup-epochs", "0.5",
+        "--output", trained_run, "--seed", "0", "--verbose", "0",
+    ]
+    first = read_rows(os.path.join(trained_run, "log.csv"))
+    capsys.readouterr()
+    assert cli.main(command) == 2
+    assert "holds a finished run of this configuration. Pass --overwrite" in capsys.readouterr().err
+    assert cli.main([*command[:-4], "--epochs", "3", *command[-4:]]) == 2
+    assert "holds a run of another configuration (differs in: epochs)" in capsys.readouterr().err
+    assert read_rows(os.path.join(trained_run, "log.csv")) == first
+
+    assert cli.main([*command, "--overwrite"]) == 0
+    second = read_rows(os.path.join(trained_run, "log.csv"))
+    assert [row["epoch"] for row in second] == ["0", "1"]  # a new log, not appended
+    # --seed makes the CPU run repeatable: the same losses, step for step.
+    for before, after in zip(first, second):
+        assert float(after["loss"]) == pytest.approx(float(before["loss"]), rel=1e-6)
+        assert float(after["val_loss"]) == pytest.approx(float(before["val_loss"]), rel=1e-6)
+    summary = json.load(open(os.path.join(trained_run, "summary.json"), encoding="utf-8"))
+    model = keras.saving.load_model(os.path.join(trained_run, "best.keras"))
+    assert summary["parameters"] == model.count_params()
