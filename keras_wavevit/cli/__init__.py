@@ -60,8 +60,9 @@ def _command_of(argv):
 def main(argv=None):
     """Entry point of `keras-wavevit`.
 
-    An error in the user's input or files (`ValueError`, `OSError`,
-    `KeyError`) ends as one line, `keras-wavevit <command>: error: ...`, and
+    An error in the user's input, files or installation (`ValueError`,
+    `OSError`, `KeyError`, `ImportError` of an optional package) ends as one
+    line, `keras-wavevit <command>: error: ...`, and
     exit status 2; `--traceback` anywhere on the command line shows the
     Python traceback instead.
 
@@ -83,7 +84,7 @@ def main(argv=None):
     args = build_parser(command).parse_args(argv)
     try:
         return importlib.import_module(args.module_name).run(args) or 0
-    except (ValueError, OSError, KeyError) as error:
+    except (ValueError, OSError, KeyError, ImportError) as error:
         if show_traceback:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

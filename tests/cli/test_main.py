@@ -27,6 +27,8 @@ def _fake_subcommand(monkeypatch, error):
          "keras-wavevit fake: error: image size must be N, HxW or H,W; received 'big'.\n"),
         (FileNotFoundError("No such file: 'x.keras'"),
          "keras-wavevit fake: error: No such file: 'x.keras'\n"),
+        (ImportError("Reading .pth files needs torch: pip install torch"),
+         "keras-wavevit fake: error: Reading .pth files needs torch: pip install torch\n"),
         (KeyError("missing weight 'head/kernel'"),
          "keras-wavevit fake: error: missing weight 'head/kernel'\n"),
     ],
