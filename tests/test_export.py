@@ -148,7 +148,7 @@ def export_without_custom_gradients(path):
     """A wavelet model saved with experimental_custom_gradients=False."""
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 1)(inputs)
-    x = keras_wavevit.DWT2D()(x)
+    x = keras_wavevit.layers.DWT2D()(x)
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, outputs)
     archive = keras.export.ExportArchive()
