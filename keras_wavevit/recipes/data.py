@@ -550,6 +550,12 @@ def train_pipeline(
     (`augmentation.build_batch_mixing`: when both are on, each batch gets
     one of them at random), then `normalize_images`.
 
+    With a `seed` (and an `augmentation` seeded too), every run gives the
+    same batches: the augmentation then runs one batch at a time, because
+    Keras' random layers keep their random state in variables that batches
+    augmented in parallel would draw from in a varying order. Without a
+    seed, batches are augmented in parallel.
+
     Args:
         dataset: Unbatched `(uint8 image, int label)` dataset.
         num_classes: Number of classes (for the one-hot labels).
@@ -594,7 +600,7 @@ def train_pipeline(
     return (
         dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size, drop_remainder=True)
-        .map(augment, num_parallel_calls=AUTOTUNE)
+        .map(augment, num_parallel_calls=AUTOTUNE if seed is None else None)
         .prefetch(AUTOTUNE)
     )
 

@@ -133,6 +133,25 @@ def test_train_pipeline_augments_and_mixes(image_folder):
     assert unchanged < 6, "augmentation must change training images"
 
 
+def test_seeded_train_pipeline_repeats_its_batches(image_folder):
+    splits = data.load_image_folder(image_folder, image_size=SIZE, validation_fraction=0.0)
+
+    def batches(seed):
+        pipeline = data.train_pipeline(
+            splits.train, 3, batch_size=3,
+            augmentation=augmentation.build_augmentation((SIZE, SIZE), seed=seed),
+            mixup_alpha=0.4, cutmix_alpha=1.0, seed=seed,
+        )
+        return [(images.numpy(), labels.numpy()) for images, labels in pipeline]
+
+    first, again, other = batches(1), batches(1), batches(2)
+    assert len(first) == 6
+    for (images, labels), (images_again, labels_again) in zip(first, again):
+        np.testing.assert_array_equal(images, images_again)
+        np.testing.assert_array_equal(labels, labels_again)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+
+
 def test_eval_pipeline_checks_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         data.eval_pipeline(tf.data.Dataset.range(2), 2, batch_size=0)
