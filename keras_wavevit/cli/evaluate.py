@@ -1,8 +1,8 @@
 """`keras-wavevit evaluate`: top-1/top-5 accuracy and a confusion matrix.
 
 Arguments only; the work is `keras_wavevit.recipes.evaluation.evaluate_model`.
-The data's classes must match the model's (by name for a SavedModel, by
-count for a `.keras` file); the PNG and JSON go to `--output`, by default
+The data's classes must match the model's (by name where the model carries
+names, as an exported SavedModel does; else by count); the PNG and JSON go to `--output`, by default
 next to the model (for a SavedModel `<base>/<version>`: `<base>-<version>-evaluation/`,
 never inside the served directory).
 

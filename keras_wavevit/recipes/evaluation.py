@@ -9,9 +9,10 @@ The data's classes are checked against the model's before any image is
 scored. A SavedModel carries its class names (the `class_names.txt` asset),
 so classes are matched by name: every class of the data must be a class of
 the model (in any order; the model may know more classes than the data
-holds). A `.keras` file carries no class names, so the data must have
-exactly as many classes as the model, taken in the data's (alphabetical)
-order; the result says so in its `notes`.
+holds). A `.keras` file (or a SavedModel exported without class names)
+carries no class names, so the data must then have exactly as many classes
+as the model, taken in the data's (alphabetical) order; the result says so
+in its `notes`.
 """
 
 import dataclasses
@@ -28,8 +29,8 @@ from keras_wavevit.recipes.serving import SavedModelClassifier
 from keras_wavevit.weights.model_file import load_model_file
 
 SUBSETS = ("all", "validation", "train")
-KERAS_COUNT_NOTE = (
-    "The .keras file carries no class names: its {count} classes were matched "
+COUNT_MATCH_NOTE = (
+    "The model carries no class names: its {count} classes were matched "
     "to the data's by count and order."
 )
 
@@ -156,8 +157,9 @@ def match_classes(data_class_names, model_class_names, num_classes):
         if len(data_class_names) != num_classes:
             raise ValueError(
                 f"The model has {num_classes} classes but the data has "
-                f"{len(data_class_names)} ({data_class_names}); a .keras file carries "
-                "no class names, so the data must have exactly the model's classes."
+                f"{len(data_class_names)} ({data_class_names}); the model carries no "
+                "class names (a .keras file, or a SavedModel exported without them), "
+                "so the data must have exactly the model's classes."
             )
         return np.arange(num_classes, dtype="int32")
     model_class_names = list(model_class_names)
@@ -297,7 +299,7 @@ def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fract
 def _class_notes(data_class_names, classifier):
     """What the class check assumed, for the user to read."""
     if classifier.class_names is None:
-        return [KERAS_COUNT_NOTE.format(count=classifier.num_classes)]
+        return [COUNT_MATCH_NOTE.format(count=classifier.num_classes)]
     absent = [name for name in classifier.class_names if name not in data_class_names]
     if absent:
         return [f"The data holds no images of the model's classes {absent}."]

@@ -50,7 +50,7 @@ def test_keras_file_with_unknown_size_needs_image_size(models, tmp_path, capsys)
                   "--output", output])
     assert evaluate_cli.run(args) == 0
     printed = capsys.readouterr().out
-    assert "Note: The .keras file carries no class names" in printed
+    assert "Note: The model carries no class names: its 3 classes were matched" in printed
     assert sorted(os.listdir(output)) == ["confusion_matrix.png", "evaluation.json"]
 
 

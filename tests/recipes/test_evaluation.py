@@ -107,7 +107,7 @@ def test_keras_file_needs_the_same_class_count(exported, tmp_path):
     write_folder(three, ["a", "b", "c"], per_class=1)
     result = evaluate_model(exported["keras"], data_dir=three, output=str(tmp_path / "out"))
     assert result["count"] == 3 and result["class_names"] == ["a", "b", "c"]
-    assert result["notes"] == [evaluation.KERAS_COUNT_NOTE.format(count=3)]
+    assert result["notes"] == [evaluation.COUNT_MATCH_NOTE.format(count=3)]
 
 
 def test_saved_model_report_goes_beside_the_served_directory(exported, tmp_path):
@@ -132,3 +132,16 @@ def test_corrupt_keras_file_is_reported_as_such(tmp_path):
         evaluation.load_classifier(str(tmp_path / "missing.keras"))
     with pytest.raises(FileNotFoundError, match="not found"):
         evaluation.load_classifier(str(tmp_path / "missing"))
+
+
+def test_saved_model_without_class_names_matches_by_count(exported, tmp_path):
+    unnamed = export_saved_model(exported["model"], tmp_path / "unnamed")
+    two = str(tmp_path / "two")
+    write_folder(two, ["a", "b"], per_class=1)
+    with pytest.raises(ValueError, match=r"has 2 \(\['a', 'b'\]\); the model carries no class"):
+        evaluate_model(unnamed, data_dir=two)
+    three = str(tmp_path / "three")
+    write_folder(three, ["a", "b", "c"], per_class=1)
+    result = evaluate_model(unnamed, data_dir=three)
+    assert result["notes"] == [evaluation.COUNT_MATCH_NOTE.format(count=3)]
+    assert result["report"] == str(tmp_path / "unnamed-1-evaluation" / "evaluation.json")
