@@ -31,7 +31,7 @@ from keras_wavevit.recipes.augmentation import DEFAULT_MIXUP_ALPHA, build_batch_
 
 # The augmentation names callers of this module used before the augmentation
 # moved to its own module (the train recipe and its options read them here).
-from keras_wavevit.recipes.augmentation import (  # noqa: E402,F401
+from keras_wavevit.recipes.augmentation import (  # noqa: F401
     DEFAULT_COLOR_JITTER,
     DEFAULT_CROP_SCALE,
     DEFAULT_ROTATION_DEGREES,
@@ -182,7 +182,7 @@ def _check_layout(directory, classes):
         warnings.warn(
             f"{len(loose)} image(s) directly under {directory!r} are ignored (not in a "
             f"class folder): {_listing(sorted(loose))}.",
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -228,13 +228,16 @@ def image_file_problem(path):
     >>> image_file_problem(path) is None
     True
     """
-    size = os.path.getsize(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as file:
+            head = file.read(16)
+            file.seek(max(0, size - _TAIL_BYTES))
+            tail = file.read()
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
     if size == 0:
         return "empty file (0 bytes)"
-    with open(path, "rb") as file:
-        head = file.read(16)
-        file.seek(max(0, size - _TAIL_BYTES))
-        tail = file.read()
     if head.startswith(b"\xff\xd8\xff"):
         return None if b"\xff\xd9" in tail else "truncated JPEG (no end-of-image marker)"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -265,7 +268,7 @@ def _drop_bad_images(directory, files, skip_bad_images):
             "remove them, or skip them with skip_bad_images=True (keras-wavevit train "
             "--skip-bad-images)."
         )
-    warnings.warn(f"Skipping {len(bad)} bad image file(s): {listed}{more}.", stacklevel=3)
+    warnings.warn(f"Skipping {len(bad)} bad image file(s): {listed}{more}.", stacklevel=4)
     return {name: [p for p in paths if p not in bad] for name, paths in files.items()}
 
 

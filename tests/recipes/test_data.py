@@ -292,6 +292,12 @@ def test_image_file_problem_finds_each_kind_of_bad_file(tmp_path, name):
         tf.io.decode_image(content, channels=3, expand_animations=False)
 
 
+def test_image_file_problem_names_unreadable_files(tmp_path):
+    link = tmp_path / "gone.jpg"
+    link.symlink_to(tmp_path / "missing.jpg")
+    assert data.image_file_problem(str(link)) == "cannot be read (No such file or directory)"
+
+
 def test_image_file_problem_accepts_whole_images_whatever_their_name(tmp_path):
     whole = {
         "real.jpg": jpeg_bytes(),
@@ -338,11 +344,12 @@ def test_many_bad_images_list_the_first_ones_and_count_the_rest(tmp_path):
 
 def test_skip_bad_images_skips_them_with_a_warning_naming_them(folder_with_bad_images):
     expected = r"Skipping 5 bad image file\(s\): .*cut\.bmp: truncated BMP"
-    with pytest.warns(UserWarning, match=expected):
+    with pytest.warns(UserWarning, match=expected) as warned:
         splits = data.load_image_folder(
             str(folder_with_bad_images), image_size=SIZE, validation_fraction=1 / 3,
             skip_bad_images=True,
         )
+    assert warned[0].filename == __file__  # points at the caller's line
     assert (splits.num_train, splits.num_validation) == (6, 3)
     images, labels = collect(splits.train)  # decodes every kept file without an error
     assert images.shape == (6, SIZE, SIZE, 3) and np.bincount(labels).tolist() == [2, 2, 2]
