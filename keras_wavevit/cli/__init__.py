@@ -1,9 +1,10 @@
 """The `keras-wavevit` command: train, evaluate, export and convert.
 
-Each subcommand lives in the module that does the work; that module exposes
-`configure_parser(parser)` (its arguments) and `run(args)` (the work). Only
-the module of the subcommand being run is imported, so a problem in one
-subcommand's dependencies never breaks the others.
+Each subcommand has a module here, `keras_wavevit.cli.<name>`, holding only
+its arguments: `configure_parser(parser)` and `run(args)`, which hands the
+parsed arguments to the code that does the work (`recipes/`, `export`,
+`weights/`). Only the module of the subcommand being run is imported, so a
+problem in one subcommand's dependencies never breaks the others.
 """
 
 import argparse
@@ -15,8 +16,8 @@ TRACEBACK_FLAG = "--traceback"
 SUBCOMMANDS = {
     # name: (module, help)
     "train": ("keras_wavevit.recipes.training", "train a Wave-ViT and export it"),
-    "evaluate": ("keras_wavevit.recipes.evaluation", "top-1/top-5 and a confusion matrix"),
-    "export": ("keras_wavevit.export", "export a .keras model as a SavedModel"),
+    "evaluate": ("keras_wavevit.cli.evaluate", "top-1/top-5 and a confusion matrix"),
+    "export": ("keras_wavevit.cli.export", "export a .keras model as a SavedModel"),
     "convert": ("keras_wavevit.cli.convert", "convert an official checkpoint"),
 }
 
