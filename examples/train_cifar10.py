@@ -10,7 +10,10 @@ training set as an image folder:
 
 (`cifar10/train/<class>/*.jpg`, e.g. unpacked from a CIFAR-10 JPEG archive.)
 The same recipe as one command, with resuming, plots and export:
-`keras-wavevit train --data-dir cifar10/train`.
+`keras-wavevit train --data-dir cifar10/train`, or from Python:
+
+    from keras_wavevit.recipes.training import TrainConfig, train
+    train(TrainConfig(data_dir="cifar10/train", epochs=30, seed=0))
 """
 
 import argparse

@@ -23,7 +23,7 @@ import pytest
 from tests.configs import MICRO_CLASSIFIER as MICRO
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(HERE))
 GLOBAL_BATCH = 8
 STEPS = 2
 PROCESS_TIMEOUT_S = 240
@@ -252,6 +252,60 @@ def test_multiworker_two_processes_on_loopback(tmp_path):
         np.testing.assert_allclose(weight, results[0][f"w{index}"], rtol=1e-6, atol=1e-7)
     images, _ = _toy_data()
     assert tuple(loaded(images[:2]).shape) == (2, 3)
+
+
+def _start_workers(commands, tmp_path):
+    ports = _free_ports(len(commands))
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index, command in enumerate(commands):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(os.path.join(tmp_path, f"worker{index}.log"), "w")
+        process = subprocess.Popen(command, env=_env(TF_CONFIG=tf_config), cwd=REPO,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        workers.append((process, log))
+    return workers
+
+
+def _wait(workers, timeout):
+    codes = []
+    try:
+        for process, _ in workers:
+            codes.append(process.wait(timeout=timeout))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for process, log in workers:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+    return codes
+
+
+def test_multiworker_train_cli_writes_only_from_the_chief(tmp_path):
+    """`keras-wavevit train --strategy multiworker`: worker 1 writes to a private folder."""
+    reason = _loopback_refused()
+    if reason:
+        pytest.skip(reason)
+    from tests.recipes.train_child import micro_command, write_image_folder
+
+    images = write_image_folder(str(tmp_path / "images"))
+    output = str(tmp_path / "run")
+    command = micro_command(images, output, "--strategy", "multiworker", "--no-export")
+    codes = _wait(_start_workers([command, command], tmp_path), PROCESS_TIMEOUT_S)
+    logs = [open(os.path.join(tmp_path, f"worker{i}.log")).read() for i in range(2)]
+    assert codes == [0, 0], f"worker exit codes {codes}: {[log[-2000:] for log in logs]}"
+    assert f"Output: {output}" in logs[0]
+    private = logs[1].split("Output: ")[1].split()[0]
+    assert private != output and "keras-wavevit-worker-" in private
+    assert not os.path.exists(private)  # removed when the worker finished
+    assert "Validation accuracy" not in logs[1]  # only the chief evaluates and reports
+    assert set(os.listdir(output)) - {"tensorboard"} == {
+        "best.keras", "final.keras", "log.csv", "phases.json", "summary.json",
+    }
+    with open(os.path.join(output, "log.csv")) as log:
+        assert [line.split(",")[0] for line in log.read().split()[1:]] == ["0", "1"]
 
 
 if __name__ == "__main__":
