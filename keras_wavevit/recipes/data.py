@@ -158,8 +158,15 @@ def _image_files(folder):
     return found
 
 
-def _check_layout(directory, classes):
+def _image_subfolders(folder, paths):
+    """First-level sub-folders of `folder` holding `paths` (`None`: the folder itself)."""
+    parts = (os.path.relpath(path, folder).split(os.sep) for path in paths)
+    return {part[0] if len(part) > 1 else None for part in parts}
+
+
+def _check_layout(directory, files):
     """Refuses a folder without classes or with one directory level too many."""
+    classes = list(files)
     if not classes:
         if any(_is_image_name(name) for name in os.listdir(directory)):
             raise ValueError(
@@ -167,16 +174,22 @@ def _check_layout(directory, classes):
                 f"class's images in its own sub-folder, {directory}/<class>/<image>."
             )
         raise ValueError(f"No images found under directory={directory!r}.")
-    if len(classes) == 1:
-        inner = os.path.join(directory, classes[0])
-        nested = [name for name in _subfolders(inner) if _image_files(os.path.join(inner, name))]
-        direct = [name for name in os.listdir(inner) if _is_image_name(name)]
-        if len(nested) > 1 and not direct:
-            raise ValueError(
-                f"Image folder {directory!r} has one directory level too many: its only "
-                f"sub-folder {classes[0]!r} holds the class folders ({_listing(nested)}). "
-                f"Pass {inner!r} instead."
-            )
+    holders = [_image_subfolders(os.path.join(directory, name), files[name]) for name in classes]
+    nested = sorted(holders[0] - {None})
+    if len(classes) == 1 and None not in holders[0] and len(nested) > 1:
+        raise ValueError(
+            f"Image folder {directory!r} has one directory level too many: its only "
+            f"sub-folder {classes[0]!r} holds the class folders ({_listing(nested)}). "
+            f"Pass {os.path.join(directory, classes[0])!r} instead."
+        )
+    same = all(held == holders[0] for held in holders)
+    if len(classes) > 1 and None not in holders[0] and len(nested) > 1 and same:
+        warnings.warn(
+            f"Every class folder of {directory!r} ({_listing(classes)}) holds its images in "
+            f"the same sub-folders ({_listing(nested)}): if those are the classes, pass one "
+            f"of these folders, e.g. {os.path.join(directory, classes[0])!r}, instead.",
+            stacklevel=4,
+        )
     loose = [name for name in os.listdir(directory) if _is_image_name(name)]
     if loose:
         warnings.warn(
@@ -276,9 +289,8 @@ def _index_folder(directory, min_classes=2, skip_bad_images=False):
     """Checked `{class name: [image paths]}` of a `root/<class>/<image>` folder."""
     if not os.path.isdir(directory):
         raise ValueError(f"Image folder not found: directory={directory!r}.")
-    classes = _subfolders(directory)
-    _check_layout(directory, classes)
-    files = {name: _image_files(os.path.join(directory, name)) for name in classes}
+    files = {name: _image_files(os.path.join(directory, name)) for name in _subfolders(directory)}
+    _check_layout(directory, files)
     files = _drop_bad_images(directory, files, skip_bad_images)
     _check_classes(directory, files, min_classes)
     return files

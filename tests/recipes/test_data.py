@@ -216,6 +216,18 @@ def test_one_directory_level_too_many_is_refused_naming_the_inner_folder(tmp_pat
     assert data.load_image_folder(inner, image_size=SIZE).class_names == list(CLASSES)
 
 
+def test_split_folders_holding_the_same_classes_get_a_warning(tmp_path):
+    for split in ("test", "train"):  # root/<split>/<class>/<image>: would train "test vs train"
+        for name in CLASSES:
+            write_images(tmp_path / split / name, 1)
+    expected = (
+        r"Every class folder of .* \(test, train\) holds its images in the same sub-folders "
+        r"\(cat, dog, frog\): if those are the classes, pass one of these folders"
+    )
+    with pytest.warns(UserWarning, match=expected):
+        data.load_image_folder(str(tmp_path), image_size=SIZE, validation_fraction=0.0)
+
+
 def test_empty_class_folder_is_refused_naming_it(tmp_path):
     write_images(tmp_path / "cat", 2)
     write_images(tmp_path / "dog", 2)
