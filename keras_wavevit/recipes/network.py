@@ -1,101 +1,39 @@
 """The network of a training run: architecture from `--model`, optimizer, compile.
 
-`--model` is a variant name (`tiny`, `small`, `base`, `large`), inline JSON
-or a `.json` file; `build_model` turns it into a logits classifier and
+`--model` is anything `keras_wavevit.config.resolve_config` reads (a preset
+name, inline JSON, a `.json` file); `build_model` turns it into a logits
+classifier and
 `compile_network` gives it the recipe's AdamW schedule, loss and metrics.
 """
 
-import json
-import os
-
 import keras
 
-from keras_wavevit.model import VARIANTS, WaveViT
+from keras_wavevit.config import PRESETS, resolve_config
+from keras_wavevit.model import WaveViT
 
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 
-# Architecture keys a JSON model configuration may set.
-_ARCHITECTURE_KEYS = (
-    "embed_dims",
-    "num_heads",
-    "mlp_ratios",
-    "depths",
-    "sr_ratios",
-    "stem_hidden_dim",
-    "stem_stride",
-)
-
 
 def is_variant(model):
-    """Whether `model` names a built-in variant.
+    """Whether `model` names a built-in preset (`tiny`, `small`, `base`, `large`).
 
     Example:
 
-    >>> is_variant("tiny"), is_variant('{"depths": [1, 1, 1, 1]}')
+    >>> is_variant("tiny"), is_variant('{"preset": "tiny", "depths": [1, 1, 1, 1]}')
     (True, False)
     """
-    return model in VARIANTS
+    return isinstance(model, str) and model in PRESETS
 
 
-def parse_model_config(model):
-    """Resolves `--model` into WaveViT architecture arguments.
-
-    Args:
-        model: A variant name (`"tiny"`, `"small"`, `"base"`, `"large"`), an
-            inline JSON object or the path of a JSON file. JSON keys are
-            `WaveViT` architecture arguments (`embed_dims`, `num_heads`,
-            `mlp_ratios`, `depths`, `sr_ratios`, `stem_hidden_dim`,
-            `stem_stride`) plus optional `drop_path_rate` and `input_shape`;
-            missing keys come from the tiny variant.
-
-    Returns:
-        A dict of architecture arguments plus `drop_path_rate` and
-        `input_shape`.
-
-    Raises:
-        ValueError: For an unknown variant, unreadable JSON or unknown keys.
-
-    Example:
-
-    >>> parse_model_config("tiny")["stem_stride"]
-    2
-    >>> parse_model_config('{"depths": [1, 1, 1, 1]}')["depths"]
-    [1, 1, 1, 1]
-    """
-    if model in VARIANTS:
-        return dict(VARIANTS[model])
-    text = model
-    if not model.lstrip().startswith("{"):
-        if not model.endswith(".json") or not os.path.isfile(model):
-            raise ValueError(
-                f"Unknown model {model!r}: expected one of {sorted(VARIANTS)}, "
-                "an inline JSON object or a .json file."
-            )
-        with open(model, encoding="utf-8") as file:
-            text = file.read()
-    try:
-        overrides = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"Could not parse the model configuration {model!r}: {error}") from error
-    allowed = set(_ARCHITECTURE_KEYS) | {"drop_path_rate", "input_shape"}
-    unknown = set(overrides) - allowed
-    if unknown:
-        raise ValueError(
-            f"Unknown model configuration keys {sorted(unknown)}; allowed: {sorted(allowed)}."
-        )
-    config = dict(VARIANTS["tiny"])
-    config.update(overrides)
-    return config
-
-
-def build_model(model, num_classes, image_size, drop_path_rate=None):
+def build_model(model, num_classes, image_size=None, drop_path_rate=None):
     """Builds a Wave-ViT classifier (logits output) for training.
 
     Args:
-        model: See `parse_model_config`.
+        model: Anything `keras_wavevit.config.resolve_config` reads: a preset
+            name, inline JSON, a `.json` file, a dict or a `WaveViTConfig`.
         num_classes: Number of classes.
-        image_size: `(height, width)` of the input.
-        drop_path_rate: Stochastic depth rate; `None` = the variant's.
+        image_size: `(height, width)` of the input; default the config's.
+        drop_path_rate: Stochastic depth rate; `None` = the config's.
 
     Returns:
         A `keras.Model` outputting float32 logits.
@@ -105,16 +43,15 @@ def build_model(model, num_classes, image_size, drop_path_rate=None):
     >>> build_model("tiny", 10, (32, 32)).output_shape
     (None, 10)
     """
-    config = parse_model_config(model)
-    rate = config["drop_path_rate"] if drop_path_rate is None else drop_path_rate
-    name = f"WaveViT{model.capitalize()}" if model in VARIANTS else "wave_vit"
+    config = resolve_config(model)
+    image_size = tuple(image_size or config.input_shape[:2])
     return WaveViT(
-        **{key: config[key] for key in _ARCHITECTURE_KEYS if key in config},
+        config,
         input_shape=(*image_size, 3),
         num_classes=num_classes,
         classifier_activation=None,
-        drop_path_rate=rate,
-        name=name,
+        drop_path_rate=config.drop_path_rate if drop_path_rate is None else drop_path_rate,
+        name=f"WaveViT{model.capitalize()}" if is_variant(model) else "wave_vit",
     )
 
 

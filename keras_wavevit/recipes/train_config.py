@@ -14,7 +14,8 @@ import os
 
 from keras_wavevit.recipes import data as data_lib
 from keras_wavevit.recipes.distribute import STRATEGIES
-from keras_wavevit.recipes.network import JIT_COMPILE, is_variant, parse_model_config
+from keras_wavevit.config import WaveViTConfig, resolve_config
+from keras_wavevit.recipes.network import JIT_COMPILE, is_variant
 
 MIXED_PRECISION_POLICIES = ("off", "auto", "mixed_bfloat16", "mixed_float16")
 VERBOSITY = ("auto", 0, 1, 2)
@@ -97,9 +98,11 @@ def _text(name, value):
 
 
 def _model(name, value):
+    if isinstance(value, (dict, WaveViTConfig)):
+        return resolve_config(value).to_json()  # one JSON text, stored with the run
     if not isinstance(value, str) or not value.strip():
-        _fail(name, value, "a variant name, inline JSON or a .json file")
-    parse_model_config(value)
+        _fail(name, value, "a preset name, inline JSON, a .json file, a dict or a WaveViTConfig")
+    resolve_config(value)
     return value
 
 
@@ -162,7 +165,8 @@ class TrainConfig:
         False, "leave out unreadable image files (named) instead of stopping", DATA, _boolean
     )
     model: str = _option(
-        "tiny", "tiny, small, base, large, inline JSON or a .json architecture file",
+        "tiny", "tiny, small, base, large, inline JSON or a .json architecture file "
+        '(keys: WaveViTConfig fields, optionally {"preset": "tiny", ...})',
         RECIPE, _model,
     )
     image_size: tuple = _option(None, "N, HxW or H,W (default: the model's)", RECIPE, _image_size)

@@ -37,7 +37,7 @@ from tensorflow.python.framework import config as tf_framework_config
 
 from keras_wavevit.recipes import phases
 from keras_wavevit.recipes.distribute import get_strategy, is_chief
-from keras_wavevit.recipes.network import parse_model_config
+from keras_wavevit.config import resolve_config
 from keras_wavevit.recipes.phases import TrainingDiverged
 from keras_wavevit.recipes.run_state import RunState
 from keras_wavevit.recipes.train_config import TrainConfig
@@ -82,7 +82,7 @@ def train(config=None, **overrides):
 
 
 def _run_phases(config, state, distribution):
-    image_size = config.image_size or tuple(parse_model_config(config.model)["input_shape"][:2])
+    image_size = config.image_size or tuple(resolve_config(config.model).input_shape[:2])
     data = phases.load_data(config, image_size)
     if not state.done("fit"):
         phases.fit(config, state, data, phases.build_network(config, data, distribution))
