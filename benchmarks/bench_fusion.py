@@ -1,8 +1,8 @@
-"""Before/after of the fused kernels, in one process, timed round-robin.
+"""Before/after of the fused ops, in one process, timed round-robin.
 
 One model is traced twice: once as the library runs it (fused exact GELU
 with the depthwise-conv bias, fused DWT/IDWT) and once under
-`fused_kernels(False)` (the same formulas as plain graph ops, i.e. the code
+`fused_ops(False)` (the same formulas as plain graph ops, i.e. the code
 before fusion), then the two functions are timed alternately. On a shared,
 loaded machine this ratio is far more trustworthy than two separate runs.
 `--baseline-gelu` traces the "before" function with the previous activation
@@ -41,13 +41,14 @@ def main():
         args.repeats, args.warmup = min(args.repeats, 3), 1
     common.configure_environment(args)
 
+    import contextlib
     from unittest import mock
 
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from keras_wavevit.layers import blocks, fusion as kernels
+    from keras_wavevit.layers import blocks, fusion, head, normalization
     from bench_model import build_model, default_image_size
 
     keras.mixed_precision.set_global_policy(args.precision)
@@ -70,20 +71,22 @@ def main():
         return keras.activations.gelu(x, approximate=False)
 
     functions = {}
-    with kernels.fused_kernels(True):
+    with fusion.fused_ops(True):
         functions["fused"] = tf.function(step)
         functions["fused"].get_concrete_function(x, y)
     if args.only_layernorm:
         before = mock.patch.object(
-            kernels, "layer_norm",
+            normalization, "layer_norm",
             lambda x, gamma, beta, epsilon: keras.ops.layer_normalization(
                 x, gamma, beta, epsilon=epsilon),
         )
     else:
-        before = mock.patch.object(
-            blocks, "exact_gelu", plain_gelu if args.baseline_gelu else blocks.exact_gelu
-        )
-    with kernels.fused_kernels(args.only_layernorm), before:
+        # The FFN's GELU (blocks) and the class block's MLP GELU (head).
+        gelu = plain_gelu if args.baseline_gelu else blocks.exact_gelu
+        before = contextlib.ExitStack()
+        for module in (blocks, head):
+            before.enter_context(mock.patch.object(module, "exact_gelu", gelu))
+    with fusion.fused_ops(args.only_layernorm), before:
         functions["before"] = tf.function(step)
         functions["before"].get_concrete_function(x, y)
 
@@ -94,7 +97,7 @@ def main():
         before_text = "fused, but keras.layers.LayerNormalization in the blocks"
     else:
         before_text = ("tf.nn.gelu, " if args.baseline_gelu else "") + "unfused graph ops"
-    print("# Fused kernels: before/after")
+    print("# Fused ops: before/after")
     for line in common.machine_summary():
         print(f"- {line}")
     print(f"- {args.model} at {size}, batch {args.batch}, {args.mode}, {args.precision}; "

@@ -15,7 +15,7 @@ Wave-ViT-S at 224 (PyTorch counters report 9.2 GFLOP = 2 per MAC). Achieved
 GFLOP/s counts 2 FLOPs per MAC; training counts 3x the forward MACs.
 
 Models: `tiny` (the CIFAR config at its own input size, read from
-`keras_wavevit.model.VARIANTS`), `small`, `base`, `large` (224), and the
+`keras_wavevit.PRESETS`), `small`, `base`, `large` (224), and the
 `keras.applications` baselines `resnet50` and `convnext_tiny` (224).
 
 Usage:
@@ -132,14 +132,14 @@ def build_model(name, image_size, num_classes=1000):
         return keras.applications.ConvNeXtTiny(
             weights=None, input_shape=shape, classifier_activation=None
         )
-    return keras_wavevit.build_variant(name, input_shape=shape, num_classes=num_classes)
+    return keras_wavevit.model.build_variant(name, input_shape=shape, num_classes=num_classes)
 
 
 def default_image_size(name):
     if name == "tiny":
-        from keras_wavevit.model import VARIANTS
+        from keras_wavevit import PRESETS
 
-        return VARIANTS["tiny"]["input_shape"][0]
+        return PRESETS["tiny"].input_shape[0]
     return 224
 
 

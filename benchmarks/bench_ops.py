@@ -40,7 +40,8 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from keras_wavevit.layers import fusion as kernels
+    from keras_wavevit.layers import fusion
+    from keras_wavevit.layers.normalization import LayerNormalization
 
     def parse(text):
         return tuple(int(v) for v in text.split("x"))
@@ -66,8 +67,8 @@ def main():
         b = tf.cast(tf.constant(bias), dtype)
         gelus = {
             "tf.nn.gelu": lambda t, b=b: tf.nn.gelu(t + b, approximate=False),
-            "erf, graph ops": lambda t, b=b: kernels._bias_exact_gelu(t, b),
-            "fused (ours)": lambda t, b=b: kernels.exact_gelu(t, b),
+            "erf, graph ops": lambda t, b=b: fusion._bias_exact_gelu(t, b),
+            "fused (ours)": lambda t, b=b: fusion.exact_gelu(t, b),
         }
         for name, function in gelus.items():
             for pass_name, wrapped in (("fwd", function), ("fwd+bwd", forward_backward(function))):
@@ -77,7 +78,7 @@ def main():
                 )
         t = tf.cast(tf.constant(tokens), dtype)
         stock = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype)
-        ours = kernels.LayerNormalization(epsilon=1e-6, dtype=dtype)
+        ours = LayerNormalization(epsilon=1e-6, dtype=dtype)
         for name, layer in (("keras", stock), ("fused (ours)", ours)):
             layer.build(t.shape)
             traced = tf.function(layer)

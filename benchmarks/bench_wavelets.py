@@ -4,7 +4,7 @@ Cases (each a graph-mode `tf.function`, timed round-robin, median of
 `--repeats` after `--warmup`):
 
 - ours: `haar_dwt2d` then `haar_idwt2d` (the library, as the model calls it).
-- ours, unfused: the same formulas traced under `fused_kernels(False)`
+- ours, unfused: the same formulas traced under `fused_ops(False)`
   (plain TensorFlow graph ops, the implementation before kernel fusion).
 - conv: the convolution formulation of the official code: four grouped
   (depthwise) stride-2 2x2 convolutions concatenated for the DWT, one
@@ -58,7 +58,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from keras_wavevit.layers.fusion import fused_kernels
+    from keras_wavevit.layers.fusion import fused_ops
     from keras_wavevit.layers.wavelets import haar_dwt2d, haar_idwt2d
 
     subband_filters = 0.5 * np.array(
@@ -135,10 +135,10 @@ def main():
         x = tf.constant(x_np)
         upstream = tf.constant(rng.normal(size=shape).astype(np.float32))
         compiled = {}
-        with fused_kernels(True):
+        with fused_ops(True):
             compiled["ours"] = (tf.function(ours), tf.function(forward_backward(ours)))
             compiled["ours"][0](x), compiled["ours"][1](x, upstream)
-        with fused_kernels(False):
+        with fused_ops(False):
             compiled["unfused"] = (tf.function(ours), tf.function(forward_backward(ours)))
             compiled["unfused"][0](x), compiled["unfused"][1](x, upstream)
         compiled["conv"] = (tf.function(conv), tf.function(forward_backward(conv)))

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 import keras_wavevit
-from keras_wavevit.model import feature_strides
+from keras_wavevit.config import feature_strides
 
 NUM_CLASSES = 3  # background, square, disc
 KEYS = ("stage1", "stage2", "stage3", "stage4")

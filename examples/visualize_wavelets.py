@@ -35,9 +35,9 @@ height, width = (int(image.shape[0]) // 2) * 2, (int(image.shape[1]) // 2) * 2
 pixels = tf.cast(image[:height, :width], tf.float32)[tf.newaxis] / 255.0  # (1, H, W, 3)
 
 # DWT2D: (1, H, W, C) -> (1, H/2, W/2, 4C), channels [LL (C), LH (C), HL (C), HH (C)].
-subbands = keras_wavevit.DWT2D()(pixels)
+subbands = keras_wavevit.layers.DWT2D()(pixels)
 ll, lh, hl, hh = np.split(np.asarray(subbands[0]), 4, axis=-1)
-reconstruction = np.asarray(keras_wavevit.IDWT2D()(subbands)[0])
+reconstruction = np.asarray(keras_wavevit.layers.IDWT2D()(subbands)[0])
 error = np.max(np.abs(reconstruction - np.asarray(pixels[0])))
 print(f"{path}: {width}x{height}, max |IDWT(DWT(x)) - x| = {error:.2e}")
 

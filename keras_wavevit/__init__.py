@@ -1,17 +1,25 @@
-"""Wave-ViT for Keras 3: wavelet layers, the model family and tools."""
+"""Wave-ViT for Keras 3: the model family, its config, weights and export.
 
-from keras_wavevit.layers.attention import Attention, ClassAttention, WaveAttention
-from keras_wavevit.layers.blocks import (
-    Block,
-    ClassBlock,
-    DownSample,
-    MeanClassToken,
-    MixFFN,
-    Stem,
-    TokenLabelHead,
-)
-from keras_wavevit.weights.official import load_official_weights
-from keras_wavevit.model import (
+The public API: the builders (`WaveViT`, `WaveViTTiny/Small/Base/Large`),
+the architecture description (`WaveViTConfig`, `PRESETS`,
+`resolve_config`), official-weight loading (`load_official_weights`,
+`CheckpointMismatchError`), SavedModel export (`export_saved_model`, loaded
+on first use: it needs TensorFlow), the shared pixel normalisation and the
+fusion switch (`fused_ops`). Layers live in `keras_wavevit.layers`; the
+training recipes in `keras_wavevit.recipes` (not imported here).
+
+Example:
+
+>>> import keras_wavevit
+>>> keras_wavevit.WaveViT("tiny", num_classes=10).output_shape
+(None, 10)
+>>> keras_wavevit.PRESETS["small"].embed_dims
+(64, 128, 320, 448)
+"""
+
+from keras_wavevit.config import PRESETS, WaveViTConfig, resolve_config
+from keras_wavevit.layers.fusion import fused_ops
+from keras_wavevit.model import (  # VARIANTS, build_variant: not public (see model)
     VARIANTS,
     WaveViT,
     WaveViTBase,
@@ -19,9 +27,36 @@ from keras_wavevit.model import (
     WaveViTSmall,
     WaveViTTiny,
     build_variant,
-    required_input_multiple,
 )
-from keras_wavevit.layers.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
-from keras_wavevit.export import export_saved_model
+from keras_wavevit.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize_images
+from keras_wavevit.weights import CheckpointMismatchError, load_official_weights
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointMismatchError",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PRESETS",
+    "WaveViT",
+    "WaveViTBase",
+    "WaveViTConfig",
+    "WaveViTLarge",
+    "WaveViTSmall",
+    "WaveViTTiny",
+    "__version__",
+    "export_saved_model",
+    "fused_ops",
+    "load_official_weights",
+    "normalize_images",
+    "resolve_config",
+]
+
+
+def __getattr__(name):
+    # `export_saved_model` imports TensorFlow: load it on first use only.
+    if name == "export_saved_model":
+        from keras_wavevit.export import export_saved_model
+
+        return export_saved_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

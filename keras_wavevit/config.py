@@ -14,12 +14,19 @@ import math
 import os
 import types
 
-from keras_wavevit.layers.checks import is_int, is_positive_int, is_real
+from keras_wavevit.layers.blocks import STEM_STRIDES
+from keras_wavevit.layers.checks import (
+    check_choice,
+    check_positive,
+    check_rate,
+    is_int,
+    is_positive_int,
+    is_real,
+)
 
 NUM_STAGES = 4
 # Stages 1-2 use WaveAttention, stages 3-4 plain attention (as official).
 NUM_WAVE_STAGES = 2
-STEM_STRIDES = (2, 4)
 _STAGE_LISTS = ("embed_dims", "num_heads", "mlp_ratios", "depths", "sr_ratios")
 
 
@@ -114,18 +121,9 @@ def _check_stage_values(config):
 
 
 def _check_scalars(config):
-    if not is_positive_int(config.stem_hidden_dim):
-        raise ValueError(
-            "stem_hidden_dim must be a positive integer; received "
-            f"stem_hidden_dim={config.stem_hidden_dim!r}."
-        )
-    if not is_int(config.stem_stride) or config.stem_stride not in STEM_STRIDES:
-        raise ValueError(
-            f"stem_stride must be 2 or 4; received stem_stride={config.stem_stride!r}."
-        )
-    rate = config.drop_path_rate
-    if not is_real(rate) or not 0.0 <= rate < 1.0:
-        raise ValueError(f"drop_path_rate must be in [0, 1); received drop_path_rate={rate!r}.")
+    check_positive(stem_hidden_dim=config.stem_hidden_dim)
+    check_choice("stem_stride", config.stem_stride, STEM_STRIDES)
+    check_rate("drop_path_rate", config.drop_path_rate)
 
 
 def _check_input_shape(input_shape, multiple):

@@ -1,9 +1,11 @@
-"""A shared check for every layer: config, shapes, save/load, mixed precision."""
+"""Shared checks for every layer: config, shapes, save/load, mixed precision,
+and argument errors raised before any weight exists."""
 
 import os
 
 import keras
 import numpy as np
+import pytest
 
 
 def run_layer_test(layer_class, init_kwargs, input_shape, expected_output_shape, tmp_path):
@@ -51,3 +53,24 @@ def run_layer_test(layer_class, init_kwargs, input_shape, expected_output_shape,
     assert mixed_output.dtype == "bfloat16"
     scale = np.abs(reference).max() + 1e-6
     assert np.abs(np.asarray(mixed_output, dtype="float32") - reference).max() / scale < 0.1
+
+
+@pytest.fixture
+def created_weights(monkeypatch):
+    """Records every weight created through `Layer.add_weight`."""
+    created = []
+    original = keras.layers.Layer.add_weight
+
+    def recording_add_weight(self, *args, **kwargs):
+        created.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.layers.Layer, "add_weight", recording_add_weight)
+    return created
+
+
+def raises_before_weights(created, message, build):
+    """`build()` raises a ValueError matching `message` before any weight exists."""
+    with pytest.raises(ValueError, match=message):
+        build()
+    assert created == [], f"weights were created before the error: {created}"

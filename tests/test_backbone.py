@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import keras_wavevit
-from keras_wavevit.model import VARIANTS, WaveViT, feature_strides
+from keras_wavevit.config import PRESETS, feature_strides
+from keras_wavevit.model import WaveViT
 from tests.configs import MICRO_ARCHITECTURE as MICRO
 
 KEYS = ("stage1", "stage2", "stage3", "stage4")
@@ -63,15 +64,15 @@ def test_pyramid_shapes_unknown_sizes(any_size_backbone):
 
 def test_pyramid_of_named_variants():
     tiny = keras_wavevit.WaveViTTiny(include_top=False)
-    size = VARIANTS["tiny"]["input_shape"][:2]
+    size = PRESETS["tiny"].input_shape[:2]
     outputs = tiny(_images(1, *size))
     expected = _expected_shapes(
-        1, *size, VARIANTS["tiny"]["embed_dims"], VARIANTS["tiny"]["stem_stride"]
+        1, *size, PRESETS["tiny"].embed_dims, PRESETS["tiny"].stem_stride
     )
     assert {key: tuple(outputs[key].shape) for key in KEYS} == expected
 
     small = keras_wavevit.WaveViTSmall(include_top=False, input_shape=(64, 96, 3))
-    expected = _expected_shapes(None, 64, 96, VARIANTS["small"]["embed_dims"], 4)
+    expected = _expected_shapes(None, 64, 96, PRESETS["small"].embed_dims, 4)
     assert {key: tuple(small.output[key].shape) for key in KEYS} == expected
     assert expected["stage1"][1:3] == (16, 24) and expected["stage4"][1:3] == (2, 3)
     # A backbone has no classifier weights.
@@ -145,7 +146,7 @@ def test_pooling_avg_and_cls_values(classifier_and_backbones):
 def test_pooled_builders_output_vectors():
     for pooling in ("avg", "cls"):
         model = keras_wavevit.WaveViTTiny(include_top=False, pooling=pooling)
-        assert model.output_shape == (None, VARIANTS["tiny"]["embed_dims"][-1])
+        assert model.output_shape == (None, PRESETS["tiny"].embed_dims[-1])
     model = WaveViT(**MICRO, include_top=False, pooling="cls", input_shape=(None, None, 3))
     assert tuple(model(_images(2, 32, 64)).shape) == (2, MICRO["embed_dims"][-1])
 

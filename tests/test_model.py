@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import keras_wavevit
-from keras_wavevit import WaveViT, build_variant, required_input_multiple
+from keras_wavevit import PRESETS, WaveViT, WaveViTConfig
+from keras_wavevit.layers import LayerNormalization
+from keras_wavevit.model import build_variant
 from tests.configs import MICRO_ARCHITECTURE as MICRO
-
 
 
 def trainable_count(model):
@@ -29,21 +30,58 @@ def test_parameter_counts_equal_the_official_models(builder, with_aux, without_a
     assert trainable_count(builder(token_label=False, num_classes=1000)) == without_aux
 
 
-def test_variants_and_builder_share_the_variant_table():
+def test_named_builders_and_the_builder_share_the_presets():
     small = keras_wavevit.WaveViTSmall(num_classes=10, input_shape=(64, 64, 3))
-    config = {k: v for k, v in keras_wavevit.VARIANTS["small"].items() if k != "input_shape"}
+    config = {k: v for k, v in PRESETS["small"].to_dict().items() if k != "input_shape"}
     general = WaveViT(**config, num_classes=10, input_shape=(64, 64, 3))
     assert trainable_count(small) == trainable_count(general)
-    assert small.input_shape == (None, 64, 64, 3)
-    assert keras_wavevit.WaveViTTiny(num_classes=10).input_shape == (None, 32, 32, 3)
+    assert small.input_shape == (None, 64, 64, 3) and small.name == "WaveViTSmall"
+    tiny = keras_wavevit.WaveViTTiny(num_classes=10)
+    assert tiny.input_shape == (None, 32, 32, 3)
+    assert tiny.get_layer("block4_1").drop_path_rate == pytest.approx(0.1)
+    assert build_variant("tiny", num_classes=10).name == "WaveViTTiny"
     with pytest.raises(ValueError, match="Unknown Wave-ViT variant 'huge'"):
         build_variant("huge")
 
 
-def test_required_input_multiple():
-    assert required_input_multiple(4, (4, 2, 1, 1)) == 32
-    assert required_input_multiple(2, (2, 1, 1, 1)) == 16
-    assert required_input_multiple(4, (8, 2, 1, 1)) == 64
+def test_named_builders_have_real_signatures_and_docstrings():
+    import inspect
+
+    expected = ["include_top", "weights", "input_shape", "num_classes",
+                "classifier_activation", "token_label", "drop_path_rate", "pooling", "name"]
+    for name in ("Tiny", "Small", "Base", "Large"):
+        builder = getattr(keras_wavevit, f"WaveViT{name}")
+        assert builder.__name__ == f"WaveViT{name}"
+        assert list(inspect.signature(builder).parameters) == expected
+        assert inspect.signature(builder).parameters["name"].default == f"WaveViT{name}"
+        assert "Example:" in builder.__doc__
+
+
+def test_builder_takes_a_config_a_spec_or_keywords():
+    config = WaveViTConfig(**MICRO, input_shape=(32, 32, 3))
+    from_config = WaveViT(config, num_classes=3)
+    from_keywords = WaveViT(**MICRO, input_shape=(32, 32, 3), num_classes=3)
+    from_json = WaveViT(config.to_json(), num_classes=3)
+    from_keywords.set_weights(from_config.get_weights())
+    from_json.set_weights(from_config.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    reference = np.asarray(from_config(x))
+    np.testing.assert_array_equal(np.asarray(from_keywords(x)), reference)
+    np.testing.assert_array_equal(np.asarray(from_json(x)), reference)
+    # input_shape and drop_path_rate replace the config's.
+    model = WaveViT(config, input_shape=(None, None, 3), drop_path_rate=0.2, num_classes=3)
+    assert model.input_shape == (None, None, None, 3)
+    assert model.get_layer("block4_0").drop_path_rate == pytest.approx(0.2)
+    assert WaveViT(config, num_classes=3).get_layer("block4_0").drop_path_rate == 0.0
+
+
+def test_every_layer_norm_is_the_fused_one():
+    model = WaveViT(**MICRO, input_shape=(32, 32, 3), num_classes=3)
+    norms = [layer for layer in model._flatten_layers()
+             if isinstance(layer, keras.layers.LayerNormalization)]
+    assert {f"norm{stage}" for stage in (1, 2, 3, 4)} <= {norm.name for norm in norms}
+    assert all(isinstance(norm, LayerNormalization) for norm in norms)
+    assert model.get_layer("norm4").epsilon == 1e-6
 
 
 @pytest.mark.parametrize("input_shape, axis", [((100, 96, 3), "height"), ((96, 50, 3), "width")])
@@ -139,20 +177,6 @@ def test_mixed_precision_keeps_logits_and_softmax_in_float32(policy):
     )
     history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-
-
-def test_softmax_runs_in_float32_under_bfloat16():
-    from keras_wavevit.layers.attention import scaled_dot_product_attention
-
-    rng = np.random.default_rng(0)
-    # Large score differences: a bfloat16 softmax would round the weights.
-    query, key, value = (rng.normal(size=(1, 1, 5, 4)).astype("float32") for _ in range(3))
-    exact = np.asarray(scaled_dot_product_attention(query, key, value))
-    bf16 = scaled_dot_product_attention(
-        *(keras.ops.cast(t, "bfloat16") for t in (query, key, value))
-    )
-    assert bf16.dtype == "bfloat16"
-    np.testing.assert_allclose(np.asarray(keras.ops.cast(bf16, "float32")), exact, atol=0.05)
 
 
 @pytest.mark.parametrize(

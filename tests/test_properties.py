@@ -10,8 +10,9 @@ import tensorflow as tf
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from keras_wavevit.model import WaveViT, feature_strides, required_input_multiple
-from keras_wavevit.layers.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
+from keras_wavevit.config import feature_strides, required_input_multiple
+from keras_wavevit.layers import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
+from keras_wavevit.model import WaveViT
 
 # Tiny grids give single-token attention, about which Keras warns.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")

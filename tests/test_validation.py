@@ -1,51 +1,21 @@
-"""Every argument check: a ValueError naming the argument and the value.
+"""The builders' argument checks and the built models' input checks.
 
-Constructor checks must fire before any weight exists; the tests count the
-weights created while the constructor runs.
+Every builder argument is checked before any weight exists; the tests count
+the weights created while the builder runs. (Each layer's own checks are
+tested beside the layer, in tests/layers/; the architecture rules in
+tests/test_config.py.)
 """
 
-import json
-import re
-
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit.layers.attention import Attention, ClassAttention, WaveAttention
-from keras_wavevit.layers.blocks import (
-    Block,
-    ClassBlock,
-    DownSample,
-    MixFFN,
-    Stem,
-    TokenLabelHead,
-)
-from keras_wavevit.model import InputCheck, WaveViT, build_variant
-from keras_wavevit.layers.wavelets import DWT2D, IDWT2D
+from keras_wavevit.model import WaveViT, build_variant
 from tests.configs import MICRO_CLASSIFIER as MICRO
+from tests.layer_checks import created_weights, raises_before_weights  # noqa: F401
 
-
-
-@pytest.fixture
-def created_weights(monkeypatch):
-    """Records every weight created through `Layer.add_weight`."""
-    created = []
-    original = keras.layers.Layer.add_weight
-
-    def recording_add_weight(self, *args, **kwargs):
-        created.append(self.name)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(keras.layers.Layer, "add_weight", recording_add_weight)
-    return created
-
-
-def _raises_before_weights(created, message, build):
-    with pytest.raises(ValueError, match=message):
-        build()
-    assert created == [], f"weights were created before the error: {created}"
+_raises_before_weights = raises_before_weights
 
 
 BUILDER_CASES = [
@@ -68,7 +38,7 @@ BUILDER_CASES = [
     (dict(depths=(1, 0, 1, 1)), r"depths\[1\] must be >= 1; received 0"),
     (dict(mlp_ratios=(2, 2, 0, 2)), r"mlp_ratios\[2\] must be > 0; received 0"),
     (dict(stem_hidden_dim=0), r"stem_hidden_dim must be a positive integer; received stem_hidden_dim=0"),
-    (dict(stem_stride=3), r"stem_stride must be 2 or 4; received stem_stride=3"),
+    (dict(stem_stride=3), r"stem_stride must be one of \(2, 4\); received stem_stride=3"),
     (dict(include_top="no"), r"include_top must be True or False; received include_top='no'"),
     (dict(include_top=False, pooling="max"), r"pooling must be one of \[None, 'avg', 'cls'\]; received pooling='max'"),
     (dict(pooling="avg"), r"pooling is only used with include_top=False .*received include_top=True, pooling='avg'"),
@@ -86,8 +56,14 @@ BUILDER_CASES = [
 ]
 
 
+BUILDER_CASES += [
+    (dict(colour="red"), r"Unknown model configuration keys \['colour'\]"),
+    (dict(config="tiny"), r"Pass either config or architecture keyword arguments, not both; received config and \['depths', 'embed_dims'"),
+]
+
+
 @pytest.mark.parametrize("overrides, message", BUILDER_CASES)
-def test_builder_rejects(created_weights, overrides, message):
+def test_builder_rejects(created_weights, overrides, message):  # noqa: F811
     _raises_before_weights(created_weights, message, lambda: WaveViT(**{**MICRO, **overrides}))
 
 
@@ -102,61 +78,8 @@ def test_builder_rejects(created_weights, overrides, message):
         (lambda: build_variant("tiny", include_top=False, token_label=True), r"received include_top=False, token_label=True"),
     ],
 )
-def test_variant_builders_reject(created_weights, build, message):
+def test_variant_builders_reject(created_weights, build, message):  # noqa: F811
     _raises_before_weights(created_weights, message, build)
-
-
-LAYER_CASES = [
-    (lambda: WaveAttention(dim=30, num_heads=2, sr_ratio=1), r"dim must be divisible by 4 for the wavelet branch \(dim // 4 channels\); received dim=30"),
-    (lambda: WaveAttention(dim=32, num_heads=3, sr_ratio=1), r"dim must be divisible by num_heads; received dim=32, num_heads=3"),
-    (lambda: WaveAttention(dim=32, num_heads=2, sr_ratio=0), r"sr_ratio must be an integer >= 1; received sr_ratio=0"),
-    (lambda: WaveAttention(dim=32, num_heads=2, sr_ratio=1.5), r"sr_ratio must be an integer >= 1; received sr_ratio=1.5"),
-    (lambda: WaveAttention(dim=0, num_heads=1, sr_ratio=1), r"dim must be a positive integer; received dim=0"),
-    (lambda: Attention(dim=16, num_heads=0), r"num_heads must be >= 1; received num_heads=0"),
-    (lambda: Attention(dim=16, num_heads=5), r"dim must be divisible by num_heads; received dim=16, num_heads=5"),
-    (lambda: Attention(dim="16", num_heads=1), r"dim must be a positive integer; received dim='16'"),
-    (lambda: ClassAttention(dim=-4, num_heads=1), r"dim must be a positive integer; received dim=-4"),
-    (lambda: ClassAttention(dim=16, num_heads=6), r"received dim=16, num_heads=6"),
-    (lambda: Stem(hidden_dim=0, dim=16), r"hidden_dim must be a positive integer; received hidden_dim=0"),
-    (lambda: Stem(hidden_dim=8, dim=0), r"dim must be a positive integer; received dim=0"),
-    (lambda: Stem(hidden_dim=8, dim=16, stride=8), r"Stem stride must be 2 or 4; received stride=8"),
-    (lambda: DownSample(dim=0), r"dim must be a positive integer; received dim=0"),
-    (lambda: MixFFN(dim=16, hidden_dim=0), r"hidden_dim must be a positive integer; received hidden_dim=0"),
-    (lambda: MixFFN(dim=2.5, hidden_dim=8), r"dim must be a positive integer; received dim=2.5"),
-    (lambda: Block(dim=16, num_heads=2, mlp_ratio=0), r"mlp_ratio must be a positive number; received mlp_ratio=0"),
-    (lambda: Block(dim=16, num_heads=2, mlp_ratio=4, sr_ratio=0), r"sr_ratio must be an integer >= 1; received sr_ratio=0"),
-    (lambda: Block(dim=16, num_heads=2, mlp_ratio=4, attention_type="window"), r"attention_type must be one of \('wave', 'standard'\); received attention_type='window'"),
-    (lambda: Block(dim=16, num_heads=2, mlp_ratio=4, drop_path_rate=1.5), r"drop_path_rate must be in \[0, 1\); received drop_path_rate=1.5"),
-    (lambda: Block(dim=16, num_heads=3, mlp_ratio=4, attention_type="standard"), r"received dim=16, num_heads=3"),
-    (lambda: Block(dim=18, num_heads=2, mlp_ratio=4), r"dim must be divisible by 4 .*received dim=18"),
-    (lambda: ClassBlock(dim=16, num_heads=3, mlp_ratio=4), r"received dim=16, num_heads=3"),
-    (lambda: ClassBlock(dim=16, num_heads=2, mlp_ratio=-1), r"mlp_ratio must be a positive number; received mlp_ratio=-1"),
-    (lambda: TokenLabelHead(num_classes=0), r"num_classes must be >= 1; received num_classes=0"),
-    (lambda: InputCheck(multiple=0), r"multiple must be a positive integer; received multiple=0"),
-]
-
-
-@pytest.mark.parametrize("build, message", LAYER_CASES)
-def test_layer_constructors_reject(created_weights, build, message):
-    _raises_before_weights(created_weights, message, build)
-
-
-@pytest.mark.parametrize(
-    "layer, shape, message",
-    [
-        (lambda: Block(dim=16, num_heads=2, mlp_ratio=2), (1, 8, 8, 8), r"Block expects a feature map \(batch, height, width, 16\); received shape \(1, 8, 8, 8\)"),
-        (lambda: WaveAttention(dim=16, num_heads=2, sr_ratio=1), (1, 64, 16), r"WaveAttention expects a feature map \(batch, height, width, 16\); received shape \(1, 64, 16\)"),
-        (lambda: Attention(dim=16, num_heads=2), (1, 4, 4, 32), r"Attention expects a feature map \(batch, height, width, 16\); received shape \(1, 4, 4, 32\)"),
-        (lambda: Stem(hidden_dim=8, dim=16), (1, 32, 3), r"Stem expects a feature map \(batch, height, width, channels\); received shape \(1, 32, 3\)"),
-        (lambda: MixFFN(dim=16, hidden_dim=32), (1, 4, 4, 8), r"MixFFN expects a feature map \(batch, height, width, 16\)"),
-        (lambda: ClassBlock(dim=16, num_heads=2, mlp_ratio=2), (1, 4, 4, 16), r"ClassBlock expects tokens \(batch, 1 \+ tokens, 16\); received shape \(1, 4, 4, 16\)"),
-        (lambda: DWT2D(), (1, 7, 8, 3), r"DWT2D needs an even height; received shape \(1, 7, 8, 3\)"),
-        (lambda: IDWT2D(), (1, 4, 4, 6), r"IDWT2D needs channels divisible by 4 .*received 6 channels"),
-    ],
-)
-def test_layers_reject_wrong_inputs_at_build(layer, shape, message):
-    with pytest.raises(ValueError, match=message):
-        layer()(np.zeros(shape, "float32"))
 
 
 @pytest.fixture(scope="module")
@@ -191,16 +114,6 @@ def test_wrong_channels_or_rank_fail_with_the_shapes(request, model_name, shape,
     model = request.getfixturevalue(model_name)
     with pytest.raises(ValueError, match=message):
         model(np.zeros(shape, "float32"))
-
-
-def test_input_check_rejects_wrong_rank_and_channels():
-    check = InputCheck(multiple=16, channels=3)
-    with pytest.raises(ValueError, match=r"expects images \(batch, height, width, channels\); received input of rank 3 with shape \(32, 32, 3\)"):
-        check(np.zeros((32, 32, 3), "float32"))
-    with pytest.raises(ValueError, match=r"built for images with 3 channels; received input shape \(1, 16, 16, 4\) \(4 channels\)"):
-        InputCheck(multiple=16, channels=3)(np.zeros((1, 16, 16, 4), "float32"))
-    with pytest.raises(ValueError, match=r"channels must be None or a positive integer; received channels=0"):
-        InputCheck(multiple=16, channels=0)
 
 
 def test_custom_channel_count_is_allowed_and_enforced():

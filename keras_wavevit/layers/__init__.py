@@ -1,1 +1,41 @@
-"""Wave-ViT Keras layers: wavelets, attention, blocks, head, normalisation."""
+"""Wave-ViT Keras layers: wavelets, attention, blocks, head, normalisation.
+
+Modules, lowest first: `checks` (argument and input checks), `defaults`
+(official numerics), `fusion` (fused elementwise ops and their switch),
+`normalization`, `wavelets`, `attention`, `blocks`, `head`.
+
+Example:
+
+>>> import numpy as np
+>>> from keras_wavevit import layers
+>>> layers.DWT2D()(np.zeros((1, 4, 4, 2), "float32")).shape
+TensorShape([1, 2, 2, 8])
+"""
+
+from keras_wavevit.layers.attention import Attention, ClassAttention, WaveAttention
+from keras_wavevit.layers.blocks import Block, DepthwiseConvGELU, DownSample, MixFFN, Stem
+from keras_wavevit.layers.checks import InputCheck
+from keras_wavevit.layers.head import ClassBlock, ClassTokenPool, MeanClassToken, TokenLabelHead
+from keras_wavevit.layers.normalization import LayerNormalization
+from keras_wavevit.layers.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
+
+__all__ = [
+    "Attention",
+    "Block",
+    "ClassAttention",
+    "ClassBlock",
+    "ClassTokenPool",
+    "DWT2D",
+    "DepthwiseConvGELU",
+    "DownSample",
+    "IDWT2D",
+    "InputCheck",
+    "LayerNormalization",
+    "MeanClassToken",
+    "MixFFN",
+    "Stem",
+    "TokenLabelHead",
+    "WaveAttention",
+    "haar_dwt2d",
+    "haar_idwt2d",
+]

@@ -1,7 +1,7 @@
-"""Fused elementwise kernels: exact GELU and a compile-on-TensorFlow decorator.
+"""Fused elementwise ops: exact GELU, layer norm and a compile-on-TensorFlow decorator.
 
 On the TensorFlow backend, graph execution runs each elementwise op as its
-own kernel: a chain like `0.5 * x * (1 + erf(x / sqrt(2)))` reads and writes
+own op: a chain like `0.5 * x * (1 + erf(x / sqrt(2)))` reads and writes
 the whole tensor once per op. In Wave-ViT the FFN hidden maps are 8x the
 embedding width in stages 1-2, so these passes (not the arithmetic) dominate
 the activation's cost. `fused` compiles such a chain with XLA into one loop
@@ -9,15 +9,17 @@ over the data, while the surrounding model stays in plain graph execution
 (XLA's CPU convolutions, the depthwise one above all, are far slower than
 TensorFlow's, so compiling the whole model is slower).
 
-Fusion changes only the speed: the kernels compute the same formulas. It can
-be switched off with the environment variable `KERAS_WAVEVIT_FUSED_KERNELS=0`
-(read at import) or, for code traced inside the block, with
-`fused_kernels(False)`. Graphs that must run without XLA, such as a SavedModel
-for a TensorFlow Serving binary built without XLA's CPU JIT, should be traced
-under `fused_kernels(False)`. Other backends run the plain formulas.
+Fusion changes only the speed: the fused ops compute the same formulas. The
+switch is scoped: `with fused_ops(False):` traces the plain ops for the code
+inside the block (in the current thread or task; it is a `ContextVar`); the
+environment variable `KERAS_WAVEVIT_FUSED_KERNELS=0` (read at import) sets
+the default. Graphs that must run without XLA, such as a SavedModel for a
+TensorFlow Serving binary built without XLA's CPU JIT, should be traced under
+`fused_ops(False)`. Other backends run the plain formulas.
 """
 
 import contextlib
+import contextvars
 import functools
 import math
 import os
@@ -26,17 +28,31 @@ import keras
 from keras import ops
 
 _SQRT_HALF = math.sqrt(0.5)
-_ENABLED = os.environ.get("KERAS_WAVEVIT_FUSED_KERNELS", "1") != "0"
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_ENABLED = contextvars.ContextVar(
+    "keras_wavevit_fused_ops",
+    default=os.environ.get("KERAS_WAVEVIT_FUSED_KERNELS", "1") != "0",
+)
 
 
-def fused_kernels_enabled():
-    """Whether `fused` functions are XLA-compiled when traced now."""
-    return _ENABLED and keras.backend.backend() == "tensorflow"
+def fused_ops_enabled():
+    """Whether `fused` functions are XLA-compiled when traced now.
+
+    Example:
+
+    >>> with fused_ops(False):
+    ...     fused_ops_enabled()
+    False
+    """
+    return _ENABLED.get() and keras.backend.backend() == "tensorflow"
 
 
 @contextlib.contextmanager
-def fused_kernels(enabled):
-    """Context manager that switches kernel fusion on or off while tracing.
+def fused_ops(enabled):
+    """Context manager that switches op fusion on or off while tracing.
+
+    The setting holds for code run inside the block in the current thread
+    (or asyncio task) and is restored when the block exits, even on errors.
 
     Args:
         enabled: `False` traces the plain (unfused) ops.
@@ -44,18 +60,16 @@ def fused_kernels(enabled):
     Example:
 
     >>> import numpy as np
-    >>> with fused_kernels(False):
+    >>> with fused_ops(False):
     ...     y = exact_gelu(np.zeros((2, 3), "float32"))
     >>> y.shape
     TensorShape([2, 3])
     """
-    global _ENABLED
-    previous = _ENABLED
-    _ENABLED = bool(enabled)
+    token = _ENABLED.set(bool(enabled))
     try:
         yield
     finally:
-        _ENABLED = previous
+        _ENABLED.reset(token)
 
 
 def fused(function):
@@ -81,7 +95,7 @@ def fused(function):
 
     @functools.wraps(function)
     def wrapper(*args):
-        if not fused_kernels_enabled():
+        if not fused_ops_enabled():
             return function(*args)
         if not compiled:
             import tensorflow as tf
@@ -112,7 +126,6 @@ def _bias_exact_gelu(x, bias):
 
 
 _fused_bias_exact_gelu = fused(_bias_exact_gelu)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def _bias_exact_gelu_grad(x, bias, upstream):
@@ -150,7 +163,7 @@ def exact_gelu(x, bias=None):
 
     The formula of PyTorch's `nn.GELU()` (the official model's activation).
     It is evaluated in float32 for float16/bfloat16 inputs (in float64 for
-    float64) and returned in the input dtype, as one fused kernel on
+    float64) and returned in the input dtype, as one fused loop on
     TensorFlow (see `fused`).
 
     Args:
@@ -168,7 +181,7 @@ def exact_gelu(x, bias=None):
     [-0.1587, 0.0, 0.8413]
     """
     x = ops.convert_to_tensor(x)
-    if not fused_kernels_enabled():
+    if not fused_ops_enabled():
         return _exact_gelu(x if bias is None else x + ops.cast(bias, x.dtype))
     if bias is None:
         if x.shape[-1] is None:
@@ -196,7 +209,7 @@ def layer_norm(x, gamma, beta, epsilon):
 
     PyTorch's formula (biased variance), evaluated in float32 for
     float16/bfloat16 inputs and returned in the input dtype, as one fused
-    kernel on TensorFlow (see `fused`).
+    loop on TensorFlow (see `fused`).
 
     Args:
         x: Tensor `(..., channels)`.
@@ -226,30 +239,5 @@ def layer_norm(x, gamma, beta, epsilon):
     )
 
 
-@keras.saving.register_keras_serializable(package="keras_wavevit")
-class LayerNormalization(keras.layers.LayerNormalization):
-    """`keras.layers.LayerNormalization` computed by the fused `layer_norm`.
-
-    Same arguments, weights (`gamma`, `beta`) and config as the Keras layer;
-    normalising over the last axis (the only case Wave-ViT uses) runs as one
-    fused kernel, any other configuration falls back to the Keras layer.
-
-    Example:
-
-    >>> import numpy as np
-    >>> norm = LayerNormalization(epsilon=1e-6)
-    >>> norm(np.float32([[1.0, 3.0]])).shape
-    TensorShape([1, 2])
-    """
-
-    def call(self, inputs):
-        last_axis = self.axis in (-1, [-1], len(inputs.shape) - 1, [len(inputs.shape) - 1])
-        if (
-            not last_axis
-            or getattr(self, "rms_scaling", False)
-            or not (self.center and self.scale)
-        ):
-            return super().call(inputs)
-        return ops.cast(
-            layer_norm(inputs, self.gamma, self.beta, self.epsilon), self.compute_dtype
-        )
+# The name before the switch became scoped; export.py still imports it.
+fused_kernels = fused_ops

@@ -25,27 +25,33 @@ convolution weights that consume the sub-bands apply unchanged. In pywt terms
 import keras
 from keras import ops
 
+from keras_wavevit.layers.checks import check_feature_map
 from keras_wavevit.layers.fusion import fused
 
 
-def _check_input_shape(shape, name):
-    """Raises ValueError for shapes that are not NHWC or have odd sizes."""
+def _check_wavelet_input(shape, name, inverse):
+    """Raises ValueError unless `shape` is NHWC with known channels, and even
+    sizes (forward) or channels divisible by 4 (`inverse`)."""
+    check_feature_map(shape, name)
     shape = tuple(shape)
-    if len(shape) != 4:
-        raise ValueError(
-            f"{name} expects a 4-D NHWC tensor (batch, height, width, "
-            f"channels); received shape {shape}."
-        )
     if shape[-1] is None:
+        raise ValueError(f"{name} needs a known channel count; received shape {shape}.")
+    if inverse and shape[-1] % 4:
         raise ValueError(
-            f"{name} needs a known channel count; received shape {shape}."
+            f"{name} needs channels divisible by 4 (the sub-bands "
+            f"[LL, LH, HL, HH]); received {shape[-1]} channels."
         )
-    for axis_name, size in (("height", shape[1]), ("width", shape[2])):
-        if size is not None and size % 2:
-            raise ValueError(
-                f"{name} needs an even {axis_name}; received shape {shape} "
-                f"({axis_name} {size} is odd)."
-            )
+    if not inverse:
+        for axis_name, size in (("height", shape[1]), ("width", shape[2])):
+            if size is not None and size % 2:
+                raise ValueError(
+                    f"{name} needs an even {axis_name}; received shape {shape} "
+                    f"({axis_name} {size} is odd)."
+                )
+
+
+def _scaled(size, factor):
+    return None if size is None else int(size * factor)
 
 
 def _butterfly(top_left, top_right, bottom_left, bottom_right):
@@ -88,7 +94,7 @@ def _idwt_forward(x):
     return ops.reshape(blocks, (batch, height * 2, width * 2, channels))
 
 
-# One XLA loop each on TensorFlow (see `kernels.fused`): the plain graph runs
+# One XLA loop each on TensorFlow (see `fusion.fused`): the plain graph runs
 # the slices, butterfly and concatenation as separate passes over memory.
 _fused_dwt_forward = fused(_dwt_forward)
 _fused_idwt_forward = fused(_idwt_forward)
@@ -174,17 +180,16 @@ class DWT2D(keras.layers.Layer):
     """
 
     def build(self, input_shape):
-        _check_input_shape(input_shape, self.__class__.__name__)
+        _check_wavelet_input(input_shape, self.__class__.__name__, inverse=False)
         super().build(input_shape)
 
     def call(self, inputs):
-        _check_input_shape(inputs.shape, self.__class__.__name__)
+        _check_wavelet_input(inputs.shape, self.__class__.__name__, inverse=False)
         return haar_dwt2d(inputs)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
-        half = lambda size: None if size is None else size // 2  # noqa: E731
-        return (batch, half(height), half(width), 4 * channels)
+        return (batch, _scaled(height, 0.5), _scaled(width, 0.5), 4 * channels)
 
 
 @keras.saving.register_keras_serializable(package="keras_wavevit")
@@ -212,17 +217,7 @@ class IDWT2D(keras.layers.Layer):
     """
 
     def build(self, input_shape):
-        name = self.__class__.__name__
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(
-                f"{name} expects a 4-D NHWC tensor with known channels; "
-                f"received shape {tuple(input_shape)}."
-            )
-        if input_shape[-1] % 4:
-            raise ValueError(
-                f"{name} needs channels divisible by 4 (the sub-bands "
-                f"[LL, LH, HL, HH]); received {input_shape[-1]} channels."
-            )
+        _check_wavelet_input(input_shape, self.__class__.__name__, inverse=True)
         super().build(input_shape)
 
     def call(self, inputs):
@@ -230,5 +225,4 @@ class IDWT2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
-        double = lambda size: None if size is None else size * 2  # noqa: E731
-        return (batch, double(height), double(width), channels // 4)
+        return (batch, _scaled(height, 2), _scaled(width, 2), channels // 4)

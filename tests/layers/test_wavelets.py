@@ -1,12 +1,17 @@
-"""DWT2D / IDWT2D against pywt, round trips, custom gradients and dtypes."""
+"""DWT2D / IDWT2D against pywt, round trips, custom gradients, dtypes, checks.
+
+PyWavelets is the independent oracle here: the package computes Haar with
+its own butterfly and does not need pywt at run time.
+"""
 
 import numpy as np
 import pytest
 import pywt
 import tensorflow as tf
 
-from keras_wavevit import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
+from keras_wavevit.layers import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
 from keras_wavevit.layers.wavelets import _dwt_forward, _idwt_forward
+from tests.layer_checks import run_layer_test
 
 RNG = np.random.default_rng(0)
 
@@ -127,8 +132,10 @@ def test_odd_sizes_are_rejected(shape, axis):
 
 
 def test_wrong_rank_and_channels_are_rejected():
-    with pytest.raises(ValueError, match="4-D NHWC"):
+    with pytest.raises(ValueError, match=r"DWT2D expects a feature map \(batch, height, width, channels\); received shape \(8, 8, 3\)"):
         DWT2D()(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"IDWT2D needs a known channel count; received shape \(None, 4, 4, None\)"):
+        IDWT2D().build((None, 4, 4, None))
     with pytest.raises(ValueError, match="channels divisible by 4.*received 6"):
         IDWT2D()(np.zeros((1, 4, 4, 6), np.float32))
 
@@ -157,3 +164,23 @@ def test_layers_have_no_weights_and_round_trip_their_config(layer_class):
     assert clone.get_config() == layer.get_config()
     layer.build((1, 4, 4, 8))
     assert layer.weights == []
+
+
+@pytest.mark.parametrize(
+    "layer_class, input_shape, output_shape",
+    [(DWT2D, (2, 8, 6, 4), (2, 4, 3, 16)), (IDWT2D, (2, 4, 3, 16), (2, 8, 6, 4))],
+)
+def test_layer_contract(layer_class, input_shape, output_shape, tmp_path):
+    run_layer_test(layer_class, {}, input_shape, output_shape, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "layer, shape, message",
+    [
+        (DWT2D, (1, 7, 8, 3), r"DWT2D needs an even height; received shape \(1, 7, 8, 3\)"),
+        (IDWT2D, (1, 4, 4, 6), r"IDWT2D needs channels divisible by 4 .*received 6 channels"),
+    ],
+)
+def test_layers_reject_wrong_inputs_at_build(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer().build(shape)

@@ -1,5 +1,5 @@
-"""The fused kernels: exact GELU against a float64 `math.erf` reference,
-fused and unfused paths agree, gradients and dtypes."""
+"""The fused ops: exact GELU against a float64 `math.erf` reference, fused
+and unfused paths agree, gradients and dtypes; the scoped fusion switch."""
 
 import math
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_wavevit.layers.fusion import exact_gelu, fused, fused_kernels
+from keras_wavevit.layers.fusion import exact_gelu, fused, fused_ops, fused_ops_enabled
 from keras_wavevit.layers.wavelets import haar_dwt2d, haar_idwt2d
 
 
@@ -31,7 +31,7 @@ X = np.concatenate(
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
 def test_exact_gelu_matches_float64_erf_to_float32_rounding(enabled):
-    with fused_kernels(enabled):
+    with fused_ops(enabled):
         out = np.asarray(tf.function(exact_gelu)(tf.constant(X)))
     error = np.abs(out.astype(np.float64) - reference_gelu(X))
     # A few float32 ulps of max(1, |x|): the rounding of x * cdf(x), with
@@ -70,7 +70,7 @@ def test_exact_gelu_gradient(enabled):
             y = exact_gelu(x)
         return tape.gradient(y, x)
 
-    with fused_kernels(enabled):
+    with fused_ops(enabled):
         out = gradient(x).numpy()
     np.testing.assert_allclose(out, reference_gelu_derivative(x.numpy()), atol=2e-6)
 
@@ -89,7 +89,7 @@ def test_fused_and_unfused_wavelets_agree_with_gradients():
 
     outputs = {}
     for enabled in (True, False):
-        with fused_kernels(enabled):
+        with fused_ops(enabled):
             outputs[enabled] = [t.numpy() for t in tf.function(run)(x)]
     for fused_out, plain_out in zip(outputs[True], outputs[False]):
         np.testing.assert_allclose(fused_out, plain_out, rtol=0, atol=1e-6)
@@ -102,51 +102,10 @@ def test_fused_accepts_unknown_shapes_and_switch_restores():
     traced = tf.function(double, input_signature=[spec])
     assert traced(tf.ones((2, 3))).shape == (2, 3)
     assert traced(tf.ones((4, 1))).numpy().tolist() == [[2.0]] * 4
-    with fused_kernels(False):
-        with fused_kernels(True):
+    with fused_ops(False):
+        with fused_ops(True):
             pass
-        from keras_wavevit.layers.fusion import fused_kernels_enabled
-
-        assert not fused_kernels_enabled()
-
-
-@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
-def test_layer_norm_matches_float64_reference_and_keras(enabled):
-    import keras
-
-    from keras_wavevit.layers.fusion import LayerNormalization
-
-    rng = np.random.default_rng(2)
-    x = (3.0 * rng.normal(size=(2, 5, 7, 24)) + 1.0).astype(np.float32)
-    gamma, beta = rng.normal(size=24), rng.normal(size=24)
-    ours, stock = LayerNormalization(epsilon=1e-6), keras.layers.LayerNormalization(epsilon=1e-6)
-    for layer in (ours, stock):
-        layer.build(x.shape)
-        layer.set_weights([gamma, beta])
-    x64 = x.astype(np.float64)
-    expected = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(
-        x64.var(-1, keepdims=True) + 1e-6
-    ) * gamma + beta
-    with fused_kernels(enabled):
-        out = np.asarray(tf.function(ours)(x))
-    np.testing.assert_allclose(out, expected, atol=2e-6)
-    np.testing.assert_allclose(out, np.asarray(stock(x)), atol=2e-6)
-    assert [w.path for w in ours.weights] == [w.path.replace(stock.name, ours.name)
-                                              for w in stock.weights]
-
-
-def test_layer_norm_low_precision_computes_in_float32():
-    from keras_wavevit.layers.fusion import LayerNormalization
-
-    layer = LayerNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
-    x = tf.constant(np.random.default_rng(3).normal(size=(4, 16)) * 100 + 1000, tf.float32)
-    out = layer(x)
-    assert out.dtype == tf.bfloat16
-    # Normalisation layers take float32 inputs as they are (no bfloat16
-    # rounding of x ~ 1000); only the output is rounded to bfloat16.
-    x64 = x.numpy().astype(np.float64)
-    expected = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
-    np.testing.assert_allclose(tf.cast(out, tf.float64).numpy(), expected, atol=1e-2)
+        assert not fused_ops_enabled()
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
@@ -163,8 +122,59 @@ def test_exact_gelu_gradients_with_bias(enabled):
             y = exact_gelu(x, bias)
         return tape.gradient(y, [x, bias], output_gradients=upstream)
 
-    with fused_kernels(enabled):
+    with fused_ops(enabled):
         grad_x, grad_bias = gradients(x, bias)
     expected = upstream.numpy() * reference_gelu_derivative(x.numpy() + bias.numpy())
     np.testing.assert_allclose(grad_x.numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(grad_bias.numpy(), expected.sum(axis=(0, 1, 2)), atol=1e-4)
+
+
+def test_fusion_switch_is_scoped_to_the_context():
+    import contextvars
+    import threading
+
+    assert fused_ops_enabled()
+    seen = {}
+    with fused_ops(False):
+        assert not fused_ops_enabled()
+        # Another thread starts from the default, not from this block.
+        thread = threading.Thread(target=lambda: seen.update(thread=fused_ops_enabled()))
+        thread.start()
+        thread.join()
+        # A copied context keeps the setting of the code that copied it.
+        seen["copied"] = contextvars.copy_context().run(fused_ops_enabled)
+    assert seen == {"thread": True, "copied": False}
+    assert fused_ops_enabled()
+    with pytest.raises(RuntimeError):
+        with fused_ops(False):
+            raise RuntimeError("restored even on errors")
+    assert fused_ops_enabled()
+
+
+def test_fusion_switch_is_public_and_the_environment_variable_sets_the_default():
+    import subprocess
+    import sys
+
+    import keras_wavevit
+
+    assert keras_wavevit.fused_ops is fused_ops
+    code = (
+        "import keras_wavevit; from keras_wavevit.layers.fusion import fused_ops_enabled; "
+        "print(fused_ops_enabled())"
+    )
+    env = {**__import__("os").environ, "KERAS_WAVEVIT_FUSED_KERNELS": "0"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=240, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_traced_graph_has_no_xla_function_under_the_switch():
+    def compiled_functions(enabled):
+        with fused_ops(enabled):
+            graph = tf.function(exact_gelu).get_concrete_function(
+                tf.TensorSpec((2, 3), tf.float32)).graph
+        return [f for f in graph.as_graph_def().library.function
+                if f.attr.get("_XlaMustCompile") and f.attr["_XlaMustCompile"].b]
+
+    assert compiled_functions(True)
+    assert not compiled_functions(False)
