@@ -192,3 +192,43 @@ def test_mixed_precision_keeps_logits_and_softmax_in_float32(policy):
 def test_builder_validates_before_building(overrides, message):
     with pytest.raises(ValueError, match=message):
         WaveViT(**{**MICRO, **overrides}, input_shape=(32, 32, 3))
+
+
+def test_public_api():
+    expected = {
+        "WaveViT", "WaveViTTiny", "WaveViTSmall", "WaveViTBase", "WaveViTLarge",
+        "WaveViTConfig", "PRESETS", "resolve_config", "load_official_weights",
+        "CheckpointMismatchError", "export_saved_model", "normalize_images",
+        "fused_ops", "__version__",
+    }
+    assert expected <= set(keras_wavevit.__all__)
+    for name in keras_wavevit.__all__:
+        assert getattr(keras_wavevit, name) is not None
+    # Layers live under keras_wavevit.layers only.
+    for name in ("Attention", "Block", "DWT2D", "Stem", "LayerNormalization"):
+        assert name not in keras_wavevit.__all__ and not hasattr(keras_wavevit, name)
+        assert hasattr(keras_wavevit.layers, name)
+    from keras_wavevit.export import export_saved_model
+
+    assert keras_wavevit.export_saved_model is export_saved_model
+    with pytest.raises(AttributeError, match="has no attribute 'Block'"):
+        keras_wavevit.Block  # noqa: B018
+
+
+def test_import_adds_no_recipe_plotting_dataset_or_export_module():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, keras\n"
+        "before = set(sys.modules)\n"
+        "import keras_wavevit\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=240, check=True)
+    added = eval(result.stdout.strip().splitlines()[-1])  # noqa: S307 (our own print)
+    assert "keras_wavevit.model" in added and "keras_wavevit.config" in added
+    forbidden = ("keras_wavevit.recipes", "keras_wavevit.cli", "keras_wavevit.export",
+                 "matplotlib", "tensorflow_datasets")
+    assert [name for name in added if name.startswith(forbidden)] == []
