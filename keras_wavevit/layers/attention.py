@@ -29,14 +29,14 @@ from keras_wavevit.layers.normalization import LayerNormalization
 from keras_wavevit.layers.wavelets import DWT2D, IDWT2D
 
 
-def split_heads(x, num_heads):
+def _split_heads(x, num_heads):
     """(batch, tokens, channels) -> (batch, heads, tokens, head_dim)."""
     batch = ops.shape(x)[0]
     x = ops.reshape(x, (batch, -1, num_heads, x.shape[-1] // num_heads))
     return ops.transpose(x, (0, 2, 1, 3))
 
 
-def merge_heads(x):
+def _merge_heads(x):
     """(batch, heads, tokens, head_dim) -> (batch, tokens, channels)."""
     batch = ops.shape(x)[0]
     x = ops.transpose(x, (0, 2, 1, 3))
@@ -92,8 +92,8 @@ def multi_head_attention(query, key_value, num_heads):
     TensorShape([2, 1, 8])
     """
     key, value = ops.split(key_value, 2, axis=-1)
-    heads = [split_heads(tensor, num_heads) for tensor in (query, key, value)]
-    return merge_heads(scaled_dot_product_attention(*heads))
+    heads = [_split_heads(tensor, num_heads) for tensor in (query, key, value)]
+    return _merge_heads(scaled_dot_product_attention(*heads))
 
 
 def _flatten_map(x):

@@ -20,6 +20,10 @@ Channel layout is sub-band major, `[LL (C), LH (C), HL (C), HH (C)]`, exactly
 as the official Wave-ViT `DWT_2D` concatenates its outputs, so official
 convolution weights that consume the sub-bands apply unchanged. In pywt terms
 (`pywt.dwt2(x, "haar")` on one channel): LL = cA, LH = cH, HL = cV, HH = cD.
+
+Wave-ViT uses the Haar wavelet only, and these closed formulas are exact for
+it, so PyWavelets is not needed at run time: it is the tests' independent
+reference (as in pytorch_wavelets), not a dependency of the layers.
 """
 
 import keras
