@@ -132,7 +132,8 @@ def build_model(name, image_size, num_classes=1000):
         return keras.applications.ConvNeXtTiny(
             weights=None, input_shape=shape, classifier_activation=None
         )
-    return keras_wavevit.model.build_variant(name, input_shape=shape, num_classes=num_classes)
+    builder = getattr(keras_wavevit, f"WaveViT{name.capitalize()}")
+    return builder(input_shape=shape, num_classes=num_classes)
 
 
 def default_image_size(name):

@@ -19,14 +19,12 @@ Example:
 
 from keras_wavevit.config import PRESETS, WaveViTConfig, resolve_config
 from keras_wavevit.layers.fusion import fused_ops
-from keras_wavevit.model import (  # VARIANTS, build_variant: not public (see model)
-    VARIANTS,
+from keras_wavevit.model import (
     WaveViT,
     WaveViTBase,
     WaveViTLarge,
     WaveViTSmall,
     WaveViTTiny,
-    build_variant,
 )
 from keras_wavevit.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from keras_wavevit.weights import CheckpointMismatchError, load_official_weights

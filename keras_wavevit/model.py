@@ -13,7 +13,6 @@ onto them with a readable table (`keras_wavevit.weights`).
 """
 
 import os
-import types
 
 import keras
 
@@ -25,9 +24,6 @@ from keras_wavevit.layers.head import ClassBlock, ClassTokenPool, MeanClassToken
 from keras_wavevit.layers.normalization import LayerNormalization
 
 POOLINGS = (None, "avg", "cls")
-# The presets as dicts of `WaveViT` keyword arguments, for callers written
-# before `WaveViTConfig` (recipes.network, weights.converter); read PRESETS.
-VARIANTS = types.MappingProxyType({key: value.to_dict() for key, value in PRESETS.items()})
 
 
 def _check_builder_args(include_top, pooling, num_classes, token_label, weights):
@@ -397,33 +393,3 @@ def WaveViTLarge(
         classifier_activation=classifier_activation, token_label=token_label,
         drop_path_rate=drop_path_rate, pooling=pooling, name=name,
     )
-
-
-BUILDERS = {
-    "tiny": WaveViTTiny,
-    "small": WaveViTSmall,
-    "base": WaveViTBase,
-    "large": WaveViTLarge,
-}
-
-
-def build_variant(variant, **kwargs):
-    """Builds a named model (`"tiny"`, `"small"`, `"base"`, `"large"`).
-
-    Args:
-        variant: A key of `PRESETS`.
-        **kwargs: Arguments of the named builders (`num_classes`, ...).
-
-    Returns:
-        A `keras.Model` named like its builder (`"WaveViTTiny"`, ...).
-
-    Example:
-
-    >>> build_variant("tiny", num_classes=10).name
-    'WaveViTTiny'
-    """
-    if variant not in BUILDERS:
-        raise ValueError(
-            f"Unknown Wave-ViT variant {variant!r}; expected one of {sorted(BUILDERS)}."
-        )
-    return BUILDERS[variant](**kwargs)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit.model import WaveViT, build_variant
+from keras_wavevit.model import WaveViT
 from tests.configs import MICRO_CLASSIFIER as MICRO
 from tests.layer_checks import created_weights, raises_before_weights  # noqa: F401
 
@@ -74,8 +74,8 @@ def test_builder_rejects(created_weights, overrides, message):  # noqa: F811
         (lambda: keras_wavevit.WaveViTSmall(pooling="cls"), r"received include_top=True, pooling='cls'"),
         (lambda: keras_wavevit.WaveViTBase(input_shape=(200, 224, 3)), r"Input height must be a multiple of 32 .*\(height 200\)"),
         (lambda: keras_wavevit.WaveViTLarge(num_classes=-1), r"received num_classes=-1"),
-        (lambda: build_variant("huge"), r"Unknown Wave-ViT variant 'huge'; expected one of \['base', 'large', 'small', 'tiny'\]"),
-        (lambda: build_variant("tiny", include_top=False, token_label=True), r"received include_top=False, token_label=True"),
+        (lambda: WaveViT("huge"), r"Unknown model 'huge': expected one of \['base', 'large', 'small', 'tiny'\]"),
+        (lambda: keras_wavevit.WaveViTTiny(include_top=False, token_label=True), r"received include_top=False, token_label=True"),
     ],
 )
 def test_variant_builders_reject(created_weights, build, message):  # noqa: F811
