@@ -16,20 +16,45 @@ Signatures (stable names; see the README section "Serving with TensorFlow
 Serving"):
 
 * `serving_default` - input `images`: uint8 `[batch, height, width, 3]`,
-  any batch size and any height and width. Inside the graph the images are
-  resized to `image_size` with `tf.image.resize(..., method="bilinear")`
-  (no antialiasing, the same interpolation as Keras' `Resizing` layer used by
-  the training pipeline) and normalised with
-  `keras_wavevit.preprocessing.normalize_images`.
-* `serving_float` - the same, for float32 pixel values in [0, 255].
+  any batch size and any height and width.
+* `serving_bytes` - input `image_bytes`: string `[batch]`, one encoded image
+  file per entry (JPEG, PNG, BMP, GIF - first frame - or WebP; each its own
+  size), what a REST client sends as `{"b64": "..."}`. Each image is decoded
+  with `tf.io.decode_image(..., channels=3, expand_animations=False)` (grey
+  images become RGB, an alpha channel is dropped).
+* `serving_float` - input `images`: float32 `[batch, height, width, 3]`,
+  pixel values in [0, 255].
 * `serving_preprocessed` - input `images`: float32
   `[batch, image_height, image_width, 3]`, already resized and normalised.
 
-Every signature returns `probabilities` (float32 `[batch, num_classes]`,
-also for mixed-precision models), `classes` (int64 `[batch]`, the top-1
-class id), `logits` (float32 `[batch, num_classes]`, with
-`include_logits=True`) and `labels` (string `[batch]`, the top-1 class
-name, only when `class_names` is given).
+Preprocessing in the graph (every signature but `serving_preprocessed`),
+the same for all of them (one definition, `_serve_pixels`): the pixels are
+cast to float32, resized to `image_size` with
+`tf.image.resize(images, image_size, method="bilinear")` (no antialiasing,
+no crop, the aspect ratio is not kept: the interpolation of Keras'
+`Resizing` layer used by the training pipeline) and normalised with
+`keras_wavevit.preprocessing.normalize_images` (`x / 255`, then the ImageNet
+mean `(0.485, 0.456, 0.406)` subtracted and divided by the standard
+deviation `(0.229, 0.224, 0.225)`), the function the training and
+evaluation pipelines use.
+
+Outputs of every signature (the names of TensorFlow's estimator
+convention):
+
+* `classes` - string `[batch]`: the top-1 class name; without
+  `class_names`, the class id written as a string (`b"3"`).
+* `class_ids` - int64 `[batch]`: the top-1 class id.
+* `probabilities` - float32 `[batch, num_classes]`: softmax (float32 also
+  for mixed-precision models).
+* `top_k_classes` (string), `top_k_class_ids` (int64) and
+  `top_k_probabilities` (float32), each `[batch, top_k]`: the `top_k` most
+  probable classes, most probable first (ties: lower id first); left out
+  with `top_k=0`.
+* `logits` - float32 `[batch, num_classes]`, unless `include_logits=False`.
+
+There is no separate `scores` output: it would repeat `probabilities`
+(TensorFlow Serving's `classify` API, which names them `scores`, takes
+`tf.Example` protos, not images).
 
 Custom gradients: the Haar wavelet transforms carry custom gradients. The
 SavedModel is written with
@@ -52,7 +77,8 @@ from keras_wavevit.layers.fusion import fused_kernels
 from keras_wavevit.preprocessing import normalize_images
 
 CLASS_NAMES_ASSET = "class_names.txt"
-SIGNATURES = ("serving_default", "serving_float", "serving_preprocessed")
+SIGNATURES = ("serving_default", "serving_bytes", "serving_float", "serving_preprocessed")
+DEFAULT_TOP_K = 5
 
 
 def _validate_image_size(model, image_size):
@@ -176,9 +202,36 @@ def _class_names_table(class_names, directory):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def _predict_function(head, image_size, include_logits, table):
+def _class_names_lookup(table):
+    """Class ids -> names: the table, or the ids as strings without one."""
+    if table is None:
+        return tf.strings.as_string
+    return table.lookup
+
+
+def _outputs(logits, probabilities, top_k, include_logits, names):
+    """The output dict of every signature (see the module docstring)."""
+    class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    result = {
+        "classes": names(class_ids),
+        "class_ids": class_ids,
+        "probabilities": probabilities,
+    }
+    if top_k:
+        top = tf.math.top_k(probabilities, k=top_k)
+        top_ids = tf.cast(top.indices, tf.int64)
+        result["top_k_classes"] = names(top_ids)
+        result["top_k_class_ids"] = top_ids
+        result["top_k_probabilities"] = top.values
+    if include_logits:
+        result["logits"] = logits
+    return result
+
+
+def _predict_function(head, image_size, top_k, include_logits, table):
     """One tf.function shared by every endpoint: the model is traced once."""
     logits_model, outputs_are_probabilities = head
+    names = _class_names_lookup(table)
 
     @tf.function(
         input_signature=[tf.TensorSpec((None, *image_size, 3), tf.float32)],
@@ -192,36 +245,59 @@ def _predict_function(head, image_size, include_logits, table):
         else:
             logits = outputs
             probabilities = tf.nn.softmax(logits, axis=-1)
-        classes = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        result = {"probabilities": probabilities, "classes": classes}
-        if include_logits:
-            result["logits"] = logits
-        if table is not None:
-            result["labels"] = table.lookup(classes)
-        return result
+        return _outputs(logits, probabilities, top_k, include_logits, names)
 
     return predict
 
 
-def _build_archive(model, head, image_size, class_names, include_logits, asset_dir):
-    table = None if class_names is None else _class_names_table(class_names, asset_dir)
-    predict = _predict_function(head, image_size, include_logits, table)
-    # Restored signatures check the dtype of `images` but not its shape, so
-    # each endpoint checks the shape first: a bad request then fails with
-    # "Shape of tensor images [...] is not compatible with expected shape
-    # [...]" instead of an error from deep inside the graph.
+def _endpoints(predict, image_size):
+    """`{name: (function, input name, shape, dtype)}` of every signature.
+
+    Restored signatures check the dtype of their input but not its shape, so
+    each endpoint checks the shape first: a bad request then fails with
+    "Shape of tensor images [...] is not compatible with expected shape
+    [...]" instead of an error from deep inside the graph.
+    """
     any_size = (None, None, None, 3)
     model_size = (None, *image_size, 3)
 
+    def resize(images):
+        return tf.image.resize(tf.cast(images, tf.float32), image_size, method="bilinear")
+
     def serve_pixels(images):
         """`serving_default` (uint8) and `serving_float` (float32) alike."""
-        images = tf.cast(tf.ensure_shape(images, any_size, name="images"), tf.float32)
-        images = tf.image.resize(images, image_size, method="bilinear")
+        images = tf.ensure_shape(images, any_size, name="images")
+        return predict(normalize_images(resize(images)))
+
+    def decode_and_resize(data):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        return resize(image[tf.newaxis])[0]
+
+    def serve_bytes(image_bytes):
+        """`serving_bytes`: each file decoded and resized on its own."""
+        image_bytes = tf.ensure_shape(image_bytes, (None,), name="image_bytes")
+        images = tf.map_fn(
+            decode_and_resize,
+            image_bytes,
+            fn_output_signature=tf.TensorSpec((*image_size, 3), tf.float32),
+        )
         return predict(normalize_images(images))
 
     def serve_preprocessed(images):
         return predict(tf.ensure_shape(images, model_size, name="images"))
 
+    return {
+        "serving_default": (serve_pixels, "images", any_size, tf.uint8),
+        "serving_bytes": (serve_bytes, "image_bytes", (None,), tf.string),
+        "serving_float": (serve_pixels, "images", any_size, tf.float32),
+        "serving_preprocessed": (serve_preprocessed, "images", model_size, tf.float32),
+    }
+
+
+def _build_archive(model, head, options, asset_dir):
+    image_size, class_names, top_k, include_logits = options
+    table = None if class_names is None else _class_names_table(class_names, asset_dir)
+    predict = _predict_function(head, image_size, top_k, include_logits, table)
     archive = keras.export.ExportArchive()
     # The variables, in the model's order, so that the loaded SavedModel's
     # `trainable_variables` can be fine-tuned. (`archive.track(model)` would
@@ -234,18 +310,27 @@ def _build_archive(model, head, image_size, class_names, include_logits, asset_d
     )
     if table is not None:
         archive.track(table)
-    endpoints = {
-        "serving_default": (serve_pixels, any_size, tf.uint8),
-        "serving_float": (serve_pixels, any_size, tf.float32),
-        "serving_preprocessed": (serve_preprocessed, model_size, tf.float32),
-    }
-    for name, (function, shape, dtype) in endpoints.items():
-        archive.add_endpoint(name, function, [tf.TensorSpec(shape, dtype, name="images")])
+    for name, (function, input_name, shape, dtype) in _endpoints(predict, image_size).items():
+        archive.add_endpoint(name, function, [tf.TensorSpec(shape, dtype, name=input_name)])
     return archive
 
 
-def _validate_arguments(model, path, version, image_size, class_names):
-    """Checks every argument of `export_saved_model` before any work."""
+def _validate_top_k(top_k, num_classes):
+    if top_k is None:
+        return min(DEFAULT_TOP_K, num_classes)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= num_classes:
+        raise ValueError(
+            f"top_k must be an integer from 0 (no top-k outputs) to the number of "
+            f"classes, {num_classes}; received {top_k!r}."
+        )
+    return top_k
+
+
+def _validate_arguments(model, path, version, image_size, class_names, top_k):
+    """Checks every argument of `export_saved_model` before any work.
+
+    Returns `(version, (image_size, class_names, top_k))`.
+    """
     if not isinstance(model, keras.Model):
         raise ValueError(
             f"model must be a keras.Model; received {type(model).__name__}."
@@ -262,7 +347,8 @@ def _validate_arguments(model, path, version, image_size, class_names):
             "(a model built with include_top=False cannot be exported)."
         )
     class_names = _validate_class_names(class_names, output_shape[-1])
-    return version, image_size, class_names
+    top_k = _validate_top_k(top_k, output_shape[-1])
+    return version, (image_size, class_names, top_k)
 
 
 def export_saved_model(
@@ -273,15 +359,17 @@ def export_saved_model(
     version=1,
     overwrite=False,
     include_logits=True,
+    top_k=None,
 ):
     """Exports a Wave-ViT classifier as a SavedModel for TensorFlow Serving.
 
     Writes `path/<version>/` (the layout TensorFlow Serving expects) with the
-    signatures `serving_default` (uint8 images of any size), `serving_float`
-    (float pixels in [0, 255]) and `serving_preprocessed` (normalised float
-    input at `image_size`); see the module docstring for their inputs and
-    outputs. Resizing (`tf.image.resize`, bilinear, like the training
-    pipeline's `Resizing` layer) and `normalize_images` run inside the graph.
+    signatures `serving_default` (uint8 images of any size), `serving_bytes`
+    (encoded JPEG/PNG files), `serving_float` (float pixels in [0, 255]) and
+    `serving_preprocessed` (normalised float input at `image_size`); see the
+    module docstring for their inputs, outputs and preprocessing. Resizing
+    (`tf.image.resize`, bilinear, like the training pipeline's `Resizing`
+    layer) and `normalize_images` run inside the graph.
 
     The export is atomic (`keras_wavevit.files.atomic_directory`): the
     SavedModel is written to a hidden `.partial-*` directory inside `path`
@@ -301,11 +389,15 @@ def export_saved_model(
             that size is unknown.
         class_names: Optional sequence of `num_classes` names. Stored as the
             asset `class_names.txt` (one name per line, line `i` is class `i`)
-            and used for the `labels` output.
+            and used for the `classes` and `top_k_classes` outputs; without
+            them those outputs hold the class ids as strings.
         version: Positive integer, the version directory name.
         overwrite: Replace an existing `path/<version>`; without it an
             existing version raises `FileExistsError`.
         include_logits: Add the `logits` output.
+        top_k: Number of classes in the `top_k_*` outputs, from 0 (none) to
+            the number of classes. Defaults to 5, or the number of classes
+            when there are fewer.
 
     Returns:
         The version directory written, as a string.
@@ -331,11 +423,13 @@ def export_saved_model(
     True
     >>> serve = tf.saved_model.load(written).signatures["serving_default"]
     >>> outputs = serve(images=tf.zeros((2, 50, 60, 3), tf.uint8))
-    >>> outputs["probabilities"].shape, outputs["labels"].shape
-    (TensorShape([2, 3]), TensorShape([2]))
+    >>> outputs["probabilities"].shape, outputs["top_k_classes"].shape
+    (TensorShape([2, 3]), TensorShape([2, 3]))
+    >>> bool(tf.reduce_all(tf.gather(["a", "b", "c"], outputs["class_ids"]) == outputs["classes"]))
+    True
     """
-    version, image_size, class_names = _validate_arguments(
-        model, path, version, image_size, class_names
+    version, options = _validate_arguments(
+        model, path, version, image_size, class_names, top_k
     )
     head = _logits_model(model)
     target = os.path.join(os.path.abspath(os.fspath(path)), str(version))
@@ -349,9 +443,7 @@ def export_saved_model(
     # (`--xla_cpu_compilation_enabled`), which is off by default.
     with atomic_directory(target, replace=overwrite) as staging, \
             tempfile.TemporaryDirectory() as asset_dir, fused_kernels(False):
-        archive = _build_archive(
-            model, head, image_size, class_names, include_logits, asset_dir
-        )
+        archive = _build_archive(model, head, (*options, include_logits), asset_dir)
         archive.write_out(
             staging,
             options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),

@@ -69,8 +69,14 @@ CHILD_SCRIPT = textwrap.dedent(
         }
         arrays["probabilities_" + name] = out["probabilities"].numpy()
         arrays["logits_" + name] = out["logits"].numpy()
-        arrays["classes_" + name] = out["classes"].numpy()
-        arrays["labels_" + name] = out["labels"].numpy().astype(str)
+        arrays["class_ids_" + name] = out["class_ids"].numpy()
+        arrays["classes_" + name] = out["classes"].numpy().astype(str)
+        arrays["top_k_class_ids_" + name] = out["top_k_class_ids"].numpy()
+        arrays["top_k_classes_" + name] = out["top_k_classes"].numpy().astype(str)
+        arrays["top_k_probabilities_" + name] = out["top_k_probabilities"].numpy()
+        files = [tf.io.encode_png(image) for image in data["images_" + name]]
+        from_files = loaded.signatures["serving_bytes"](image_bytes=tf.stack(files))
+        arrays["bytes_probabilities_" + name] = from_files["probabilities"].numpy()
     bad_requests = {
         "dtype": np.zeros((2, 32, 32, 3), np.float32),
         "rank": np.zeros((32, 32, 3), np.uint8),
@@ -275,21 +281,26 @@ def test_child_process_cannot_import_the_package(served):
 def test_signatures_and_names(served):
     result = served["result"]
     assert result["signatures"] == [
+        "serving_bytes",
         "serving_default",
         "serving_float",
         "serving_preprocessed",
     ]
     assert result["inputs"]["serving_default"] == [["images", "uint8", [None, None, None, 3]]]
+    assert result["inputs"]["serving_bytes"] == [["image_bytes", "string", [None]]]
     assert result["inputs"]["serving_float"] == [["images", "float32", [None, None, None, 3]]]
     assert result["inputs"]["serving_preprocessed"] == [
         ["images", "float32", [None, 32, 32, 3]]
     ]
     batch = REQUESTS["large"][0]
     assert result["outputs"]["large"] == {
+        "classes": ["string", [batch]],
+        "class_ids": ["int64", [batch]],
         "probabilities": ["float32", [batch, 3]],
+        "top_k_classes": ["string", [batch, 3]],
+        "top_k_class_ids": ["int64", [batch, 3]],
+        "top_k_probabilities": ["float32", [batch, 3]],
         "logits": ["float32", [batch, 3]],
-        "classes": ["int64", [batch]],
-        "labels": ["string", [batch]],
     }
 
 
@@ -303,9 +314,25 @@ def test_serving_matches_keras(served, name):
     np.testing.assert_allclose(
         tf.nn.softmax(arrays["logits_" + name]).numpy(), expected, rtol=0, atol=1e-5
     )
-    np.testing.assert_array_equal(arrays["classes_" + name], expected.argmax(-1))
+    np.testing.assert_array_equal(arrays["class_ids_" + name], expected.argmax(-1))
     np.testing.assert_array_equal(
-        arrays["labels_" + name], np.array(CLASS_NAMES)[expected.argmax(-1)]
+        arrays["classes_" + name], np.array(CLASS_NAMES)[expected.argmax(-1)]
+    )
+    # The default top-k is every class here (3 < 5), most probable first.
+    order = np.argsort(-expected, axis=-1, kind="stable")
+    np.testing.assert_array_equal(arrays["top_k_class_ids_" + name], order)
+    np.testing.assert_array_equal(
+        arrays["top_k_classes_" + name], np.array(CLASS_NAMES)[order]
+    )
+    np.testing.assert_allclose(
+        arrays["top_k_probabilities_" + name],
+        np.take_along_axis(expected, order, axis=-1),
+        rtol=0,
+        atol=1e-5,
+    )
+    # PNG files of the same pixels (lossless) give the same answer.
+    np.testing.assert_allclose(
+        arrays["bytes_probabilities_" + name], probabilities, rtol=0, atol=1e-6
     )
 
 
@@ -405,6 +432,10 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
         ({"class_names": ["a", "b"]}, "class_names has 2 entries but the model has 3"),
         ({"class_names": "abc"}, "not one string"),
         ({"class_names": ["a", "b\nc", "d"]}, "no line breaks"),
+        ({"top_k": 4}, r"top_k must be an integer from 0 \(no top-k outputs\) to the "
+                       r"number of classes, 3; received 4\."),
+        ({"top_k": -1}, "top_k must be an integer from 0"),
+        ({"top_k": True}, "top_k must be an integer from 0"),
     ],
 )
 def test_bad_arguments_raise_before_writing(tmp_path, kwargs, message):
@@ -467,7 +498,10 @@ def test_softmax_and_mixed_precision_models(tmp_path):
     mixed = plain_classifier(dtype="mixed_float16")
     written = export_saved_model(mixed, tmp_path / "mixed", include_logits=False)
     out = tf.saved_model.load(written).signatures["serving_default"](images=tf.constant(images))
-    assert sorted(out) == ["classes", "probabilities"]
+    assert sorted(out) == [
+        "class_ids", "classes", "probabilities",
+        "top_k_class_ids", "top_k_classes", "top_k_probabilities",
+    ]
     assert out["probabilities"].dtype == tf.float32
     np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
 
@@ -503,3 +537,101 @@ def test_pixel_signatures_share_one_definition(served):
     assert sorted(as_uint8) == sorted(as_float)
     for name in as_uint8:
         np.testing.assert_array_equal(as_uint8[name].numpy(), as_float[name].numpy())
+
+
+def test_every_signature_shares_one_traced_model(served):
+    """One `predict` function (the model traced once); one `_serve_pixels`
+    definition traced for uint8 and for float32."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(served["written"], "saved_model.pb"), "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    names = [f.signature.name for f in saved_model.meta_graphs[0].graph_def.library.function]
+
+    def traced(prefix):
+        return [name for name in names if name.startswith(f"__inference_{prefix}_")]
+
+    assert len(traced("predict")) == 1
+    assert len(traced("serve_pixels")) == 2
+    assert len(traced("serve_bytes")) == 1
+
+
+def encoded_batch():
+    """Image files of different sizes and kinds, with their RGB pixels."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (30, 20, 3)).astype("uint8")
+    grey = rng.integers(0, 256, (12, 40, 1)).astype("uint8")
+    rgba = rng.integers(0, 256, (16, 16, 4)).astype("uint8")
+    smooth = np.linspace(0, 255, 24 * 36 * 3).reshape(24, 36, 3).astype("uint8")
+    jpeg = tf.io.encode_jpeg(smooth, quality=90).numpy()
+    files = [
+        tf.io.encode_png(rgb).numpy(),
+        tf.io.encode_png(grey).numpy(),
+        tf.io.encode_png(rgba).numpy(),
+        jpeg,
+    ]
+    pixels = [rgb, np.repeat(grey, 3, axis=-1), rgba[..., :3], tf.io.decode_jpeg(jpeg).numpy()]
+    return files, pixels
+
+
+def test_bytes_signature_decodes_each_file_then_preprocesses_like_keras(tmp_path):
+    model = plain_classifier()
+    loaded = tf.saved_model.load(
+        export_saved_model(model, tmp_path / "models", class_names=["a", "b", "c"])
+    )
+    files, pixels = encoded_batch()
+    out = loaded.signatures["serving_bytes"](image_bytes=tf.constant(files))
+    expected = np.concatenate(
+        [keras_probabilities(model, image[None], image_size=(16, 16)) for image in pixels]
+    )
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(out["class_ids"].numpy(), expected.argmax(-1))
+    # The pixel signature on the same (decoded) pixels answers the same.
+    for image, probabilities in zip(pixels, out["probabilities"].numpy()):
+        from_pixels = loaded.signatures["serving_default"](images=tf.constant(image[None]))
+        np.testing.assert_allclose(from_pixels["probabilities"][0], probabilities, atol=1e-6)
+
+
+def test_bytes_signature_refuses_what_is_not_an_image(tmp_path):
+    serve = tf.saved_model.load(
+        export_saved_model(plain_classifier(), tmp_path / "models")
+    ).signatures["serving_bytes"]
+    files, _ = encoded_batch()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        serve(image_bytes=tf.constant([files[0], b"not an image"]))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"Shape of tensor image_bytes \[1,1\] is not compatible with expected shape \[\?\]",
+    ):
+        serve(image_bytes=tf.constant([[files[0]]]))
+
+
+def test_without_class_names_classes_are_the_ids_as_strings(tmp_path):
+    loaded = tf.saved_model.load(
+        export_saved_model(plain_classifier(), tmp_path / "models", top_k=2)
+    )
+    images = np.random.default_rng(4).integers(0, 256, (5, 16, 16, 3)).astype("uint8")
+    out = loaded.signatures["serving_default"](images=tf.constant(images))
+    probabilities = out["probabilities"].numpy()
+    ids = probabilities.argmax(-1)
+    np.testing.assert_array_equal(out["class_ids"].numpy(), ids)
+    assert out["classes"].numpy().tolist() == [str(i).encode() for i in ids]
+    order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :2]
+    np.testing.assert_array_equal(out["top_k_class_ids"].numpy(), order)
+    assert out["top_k_classes"].numpy().tolist() == [
+        [str(i).encode() for i in row] for row in order
+    ]
+    np.testing.assert_allclose(
+        out["top_k_probabilities"].numpy(), np.take_along_axis(probabilities, order, -1)
+    )
+    assert not (tmp_path / "models" / "1" / "assets" / "class_names.txt").exists()
+
+
+def test_top_k_zero_leaves_the_top_k_outputs_out(tmp_path):
+    loaded = tf.saved_model.load(
+        export_saved_model(plain_classifier(), tmp_path / "models", top_k=0,
+                           include_logits=False)
+    )
+    out = loaded.signatures["serving_float"](images=tf.zeros((1, 9, 9, 3)))
+    assert sorted(out) == ["class_ids", "classes", "probabilities"]

@@ -5,7 +5,7 @@ Arguments only; the work is `keras_wavevit.export.export_saved_model`.
 Example:
 
     keras-wavevit export runs/tiny/best.keras serving/wavevit --class-names cat,dog,fox
-    keras-wavevit export model.keras serving/wavevit --version 2 --image-size 224
+    keras-wavevit export model.keras serving/wavevit --version 2 --image-size 224 --top-k 3
 """
 
 from keras_wavevit.cli.arguments import image_size_argument
@@ -33,9 +33,10 @@ def configure_parser(parser):
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
     >>> configure_parser(parser)
-    >>> args = parser.parse_args(["m.keras", "out", "--version", "2", "--image-size", "64x48"])
-    >>> args.version, args.image_size
-    (2, (64, 48))
+    >>> args = parser.parse_args(
+    ...     ["m.keras", "out", "--version", "2", "--image-size", "64x48", "--top-k", "3"])
+    >>> args.version, args.image_size, args.top_k
+    (2, (64, 48), 3)
     """
     parser.add_argument("model", help="the trained model, a .keras file")
     parser.add_argument("path", help="model base path; writes PATH/VERSION/")
@@ -56,6 +57,13 @@ def configure_parser(parser):
     )
     parser.add_argument(
         "--no-logits", action="store_true", help="leave out the `logits` output"
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="classes in the top_k_* outputs, 0 for none (default: 5, or the class "
+        "count when smaller)",
     )
 
 
@@ -83,6 +91,7 @@ def run(args):
         version=args.version,
         overwrite=args.overwrite,
         include_logits=not args.no_logits,
+        top_k=args.top_k,
     )
     print(f"SavedModel written to {written}")
     return 0

@@ -73,7 +73,7 @@ class SavedModelClassifier:
     >>> client = SavedModelClassifier("runs/tiny/saved_model/1")  # doctest: +SKIP
     >>> client.class_names[:2], client.image_size  # doctest: +SKIP
     (['airplane', 'automobile'], (32, 32))
-    >>> client.predict(images)["labels"][0]  # doctest: +SKIP
+    >>> client.predict(images)["classes"][0]  # doctest: +SKIP
     b'cat'
     """
 
@@ -109,8 +109,12 @@ class SavedModelClassifier:
             images: uint8 array `(batch, height, width, 3)`, any size.
 
         Returns:
-            A dict of numpy arrays: `probabilities`, `classes`, and `logits`
-            / `labels` (bytes) when the export has them.
+            A dict of numpy arrays, every output of the signature:
+            `classes` (bytes: the class names, or the class ids written as
+            strings for an export without class names), `class_ids`
+            (int64), `probabilities`, and `top_k_classes`,
+            `top_k_class_ids`, `top_k_probabilities` and `logits` when the
+            export has them (see `keras_wavevit.export`).
 
         Raises:
             ValueError: `images` is not a uint8 `(batch, height, width, 3)`
@@ -118,7 +122,7 @@ class SavedModelClassifier:
 
         Example:
 
-        >>> client.predict(np.zeros((2, 40, 40, 3), "uint8"))["classes"]  # doctest: +SKIP
+        >>> client.predict(np.zeros((2, 40, 40, 3), "uint8"))["class_ids"]  # doctest: +SKIP
         array([3, 3])
         """
         images = np.asarray(images)

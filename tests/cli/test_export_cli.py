@@ -26,7 +26,8 @@ def test_command_line(tmp_path):
 
     with pytest.raises(ValueError, match="input size is unknown"):
         export_cli.run(parse([model_file, base]))
-    args = parse([model_file, base, "--image-size", "16", "--class-names", "a,b,c", "--no-logits"])
+    args = parse([model_file, base, "--image-size", "16", "--class-names", "a,b,c", "--no-logits",
+                  "--top-k", "2"])
     assert export_cli.run(args) == 0
     args = parse([model_file, base, "--version", "2", "--image-size", "32x24",
                   "--class-names-file", str(names_file)])
@@ -39,12 +40,24 @@ def test_command_line(tmp_path):
     spec = loaded.signatures["serving_preprocessed"].structured_input_signature[1]["images"]
     assert spec.shape.as_list() == [None, 32, 24, 3]
     out = loaded.signatures["serving_default"](images=tf.zeros((1, 8, 8, 3), tf.uint8))
-    assert out["labels"].numpy()[0].decode() in ("red", "green", "blue")
+    names = ["red", "green", "blue"]
+    assert out["classes"].numpy()[0].decode() == names[int(out["class_ids"][0])]
     assert "logits" in out
+    assert out["top_k_classes"].shape == (1, 3)  # the default: every class (3 < 5)
     first = tf.saved_model.load(os.path.join(base, "1"))
     spec = first.signatures["serving_preprocessed"].structured_input_signature[1]["images"]
     assert spec.shape.as_list() == [None, 16, 16, 3]
-    assert "logits" not in first.signatures["serving_default"](images=tf.zeros((1, 8, 8, 3), tf.uint8))
+    out = first.signatures["serving_default"](images=tf.zeros((1, 8, 8, 3), tf.uint8))
+    assert "logits" not in out
+    assert out["top_k_class_ids"].shape == (1, 2)
+
+
+def test_bad_top_k_is_refused_before_writing(tmp_path):
+    model_file = str(tmp_path / "model.keras")
+    plain_classifier().save(model_file)
+    with pytest.raises(ValueError, match=r"top_k must be .* classes, 3; received 7"):
+        export_cli.run(parse([model_file, str(tmp_path / "models"), "--top-k", "7"]))
+    assert not (tmp_path / "models").exists()
 
 
 @pytest.mark.parametrize("size", ["16 16", "0", "any", "16x"])

@@ -37,15 +37,24 @@ def test_reads_class_names_image_size_and_class_count(exported):
 def test_predict_returns_every_output_as_numpy(exported):
     images = np.random.default_rng(0).integers(0, 256, (3, 30, 22, 3)).astype("uint8")
     answer = SavedModelClassifier(exported["named"]).predict(images)
-    assert sorted(answer) == ["classes", "labels", "logits", "probabilities"]
+    assert sorted(answer) == [
+        "class_ids", "classes", "logits", "probabilities",
+        "top_k_class_ids", "top_k_classes", "top_k_probabilities",
+    ]
     assert all(isinstance(value, np.ndarray) for value in answer.values())
     expected = keras_probabilities(exported["model"], images, image_size=(16, 16))
     np.testing.assert_allclose(answer["probabilities"], expected, atol=1e-5)
-    np.testing.assert_array_equal(answer["classes"], expected.argmax(-1))
+    np.testing.assert_array_equal(answer["class_ids"], expected.argmax(-1))
     names = np.array(["fox", "cat", "dog"])[expected.argmax(-1)]
-    assert [label.decode() for label in answer["labels"]] == names.tolist()
+    assert [label.decode() for label in answer["classes"]] == names.tolist()
     unnamed = SavedModelClassifier(exported["unnamed"]).predict(images)
-    assert sorted(unnamed) == ["classes", "probabilities"]
+    assert sorted(unnamed) == [
+        "class_ids", "classes", "probabilities",
+        "top_k_class_ids", "top_k_classes", "top_k_probabilities",
+    ]
+    assert [label.decode() for label in unnamed["classes"]] == [
+        str(i) for i in unnamed["class_ids"]
+    ]
 
 
 @pytest.mark.parametrize(
