@@ -255,6 +255,12 @@ def WaveViT(
     return model
 
 
+def _preset_model(preset, **arguments):
+    # The named builders pass their own arguments on as they are
+    # (`locals()`, read before any other local exists).
+    return WaveViT(PRESETS[preset], **arguments)
+
+
 def WaveViTTiny(
     include_top=True,
     weights=None,
@@ -282,12 +288,7 @@ def WaveViTTiny(
     >>> model.output_shape
     (None, 10)
     """
-    return WaveViT(
-        PRESETS["tiny"], include_top=include_top, weights=weights,
-        input_shape=input_shape, num_classes=num_classes,
-        classifier_activation=classifier_activation, token_label=token_label,
-        drop_path_rate=drop_path_rate, pooling=pooling, name=name,
-    )
+    return _preset_model("tiny", **locals())
 
 
 def WaveViTSmall(
@@ -317,12 +318,7 @@ def WaveViTSmall(
     >>> model.output_shape
     (None, 10)
     """
-    return WaveViT(
-        PRESETS["small"], include_top=include_top, weights=weights,
-        input_shape=input_shape, num_classes=num_classes,
-        classifier_activation=classifier_activation, token_label=token_label,
-        drop_path_rate=drop_path_rate, pooling=pooling, name=name,
-    )
+    return _preset_model("small", **locals())
 
 
 def WaveViTBase(
@@ -352,12 +348,7 @@ def WaveViTBase(
     >>> model.output_shape  # doctest: +SKIP
     (None, 10)
     """
-    return WaveViT(
-        PRESETS["base"], include_top=include_top, weights=weights,
-        input_shape=input_shape, num_classes=num_classes,
-        classifier_activation=classifier_activation, token_label=token_label,
-        drop_path_rate=drop_path_rate, pooling=pooling, name=name,
-    )
+    return _preset_model("base", **locals())
 
 
 def WaveViTLarge(
@@ -387,9 +378,4 @@ def WaveViTLarge(
     >>> model.output_shape  # doctest: +SKIP
     (None, 10)
     """
-    return WaveViT(
-        PRESETS["large"], include_top=include_top, weights=weights,
-        input_shape=input_shape, num_classes=num_classes,
-        classifier_activation=classifier_activation, token_label=token_label,
-        drop_path_rate=drop_path_rate, pooling=pooling, name=name,
-    )
+    return _preset_model("large", **locals())

@@ -1,6 +1,7 @@
 """Shared checks for every layer: config, shapes, save/load, mixed precision,
 and argument errors raised before any weight exists."""
 
+import math
 import os
 
 import keras
@@ -74,3 +75,39 @@ def raises_before_weights(created, message, build):
     with pytest.raises(ValueError, match=message):
         build()
     assert created == [], f"weights were created before the error: {created}"
+
+
+def layer_contract_test(cases):
+    """A test running `run_layer_test` over `(class, kwargs, input_shape,
+    output_shape)` cases; assign it to a `test_*` name in a test module."""
+
+    @pytest.mark.parametrize(
+        "layer_class, init_kwargs, input_shape, output_shape",
+        cases,
+        ids=[f"{case[0].__name__}-{index}" for index, case in enumerate(cases)],
+    )
+    def test_layer_contract(layer_class, init_kwargs, input_shape, output_shape, tmp_path):
+        run_layer_test(layer_class, init_kwargs, input_shape, output_shape, tmp_path)
+
+    return test_layer_contract
+
+
+def gelu_reference(x):
+    """Exact GELU in float64 (`math.erf`)."""
+    x = np.asarray(x, np.float64)
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def randomize_weights(layer, seed):
+    """Replaces the small default init by N(0, 1/fan_in)-like weights so that
+    mistakes in scale or head split change the output visibly."""
+    rng = np.random.default_rng(seed)
+    layer.set_weights(
+        [rng.normal(size=w.shape) / math.sqrt(max(w.shape[0], 1)) for w in layer.get_weights()]
+    )
+
+
+def dense_reference(layer, x):
+    """A Dense layer's output in float64."""
+    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+    return x @ kernel + bias

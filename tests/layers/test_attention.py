@@ -9,7 +9,13 @@ import pytest
 
 from keras_wavevit.layers import Attention, ClassAttention, WaveAttention
 from keras_wavevit.layers.attention import multi_head_attention, scaled_dot_product_attention
-from tests.layer_checks import created_weights, raises_before_weights, run_layer_test  # noqa: F401
+from tests.layer_checks import (  # noqa: F401 (fixture)
+    created_weights,
+    dense_reference,
+    layer_contract_test,
+    raises_before_weights,
+    randomize_weights,
+)
 
 LAYER_CASES = [
     (Attention, dict(dim=16, num_heads=2), (2, 4, 6, 16), (2, 4, 6, 16)),
@@ -19,32 +25,12 @@ LAYER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "layer_class, init_kwargs, input_shape, output_shape",
-    LAYER_CASES,
-    ids=[f"{case[0].__name__}-{index}" for index, case in enumerate(LAYER_CASES)],
-)
-def test_layer_contract(layer_class, init_kwargs, input_shape, output_shape, tmp_path):
-    run_layer_test(layer_class, init_kwargs, input_shape, output_shape, tmp_path)
+test_layer_contract = layer_contract_test(LAYER_CASES)
 
 
 def _softmax(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def _randomize(layer, seed):
-    """Replaces the small default init by N(0, 1/fan_in)-like weights so that
-    mistakes in scale or head split change the output visibly."""
-    rng = np.random.default_rng(seed)
-    layer.set_weights(
-        [rng.normal(size=w.shape) / math.sqrt(max(w.shape[0], 1)) for w in layer.get_weights()]
-    )
-
-
-def _dense(layer, x):
-    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
-    return x @ kernel + bias
 
 
 def _attention(query, key, value, heads):
@@ -60,12 +46,12 @@ def test_attention_matches_float64_reference():
     layer = Attention(dim=12, num_heads=3)
     x = np.random.default_rng(1).normal(size=(2, 3, 4, 12)).astype("float32")
     layer(x)
-    _randomize(layer, 11)
+    randomize_weights(layer, 11)
     out = np.asarray(layer(x))
     tokens = x.reshape(2, 12, 12).astype(np.float64)
-    key_value = _dense(layer.kv, tokens)
-    expected = _dense(
-        layer.proj, _attention(_dense(layer.q, tokens), key_value[..., :12], key_value[..., 12:], 3)
+    key_value = dense_reference(layer.kv, tokens)
+    expected = dense_reference(
+        layer.proj, _attention(dense_reference(layer.q, tokens), key_value[..., :12], key_value[..., 12:], 3)
     )
     np.testing.assert_allclose(out.reshape(2, 12, 12), expected, atol=2e-5)
 
@@ -74,12 +60,12 @@ def test_class_attention_matches_float64_reference():
     layer = ClassAttention(dim=8, num_heads=2)
     x = np.random.default_rng(2).normal(size=(2, 5, 8)).astype("float32")
     layer(x)
-    _randomize(layer, 12)
+    randomize_weights(layer, 12)
     out = np.asarray(layer(x))
     tokens = x.astype(np.float64)
-    key_value = _dense(layer.kv, tokens)
-    query = _dense(layer.q, tokens[:, :1])
-    expected = _dense(layer.proj, _attention(query, key_value[..., :8], key_value[..., 8:], 2))
+    key_value = dense_reference(layer.kv, tokens)
+    query = dense_reference(layer.q, tokens[:, :1])
+    expected = dense_reference(layer.proj, _attention(query, key_value[..., :8], key_value[..., 8:], 2))
     np.testing.assert_allclose(out, expected, atol=2e-5)
 
 
@@ -87,14 +73,14 @@ def test_wave_attention_matches_its_parts_in_float64():
     layer = WaveAttention(dim=8, num_heads=2, sr_ratio=2)
     x = np.random.default_rng(8).normal(size=(2, 8, 4, 8)).astype("float32")
     layer(x)
-    _randomize(layer, 18)
+    randomize_weights(layer, 18)
     out = np.asarray(layer(x), np.float64)
     subbands, reconstructed = (np.asarray(t, np.float64) for t in layer._wavelet_branch(x))
     key_value = np.asarray(layer.kv_norm(layer.kv_embed(subbands)), np.float64).reshape(2, -1, 8)
-    key_value = _dense(layer.kv, key_value)
+    key_value = dense_reference(layer.kv, key_value)
     tokens = x.reshape(2, 32, 8).astype(np.float64)
-    attended = _attention(_dense(layer.q, tokens), key_value[..., :8], key_value[..., 8:], 2)
-    expected = _dense(layer.proj, np.concatenate([attended.reshape(2, 8, 4, 8), reconstructed], -1))
+    attended = _attention(dense_reference(layer.q, tokens), key_value[..., :8], key_value[..., 8:], 2)
+    expected = dense_reference(layer.proj, np.concatenate([attended.reshape(2, 8, 4, 8), reconstructed], -1))
     np.testing.assert_allclose(out, expected, atol=5e-5)
 
 

@@ -1,13 +1,18 @@
 """Stem, DownSample, MixFFN and Block: contract, numerics, argument checks."""
 
-import math
-
 import keras
 import numpy as np
 import pytest
 
 from keras_wavevit.layers import Block, ClassBlock, DepthwiseConvGELU, DownSample, MixFFN, Stem
-from tests.layer_checks import created_weights, raises_before_weights, run_layer_test  # noqa: F401
+from tests.layer_checks import (  # noqa: F401 (fixture)
+    created_weights,
+    dense_reference,
+    gelu_reference,
+    layer_contract_test,
+    raises_before_weights,
+    randomize_weights,
+)
 
 LAYER_CASES = [
     (MixFFN, dict(dim=8, hidden_dim=32), (2, 4, 6, 8), (2, 4, 6, 8)),
@@ -25,49 +30,25 @@ LAYER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "layer_class, init_kwargs, input_shape, output_shape",
-    LAYER_CASES,
-    ids=[f"{case[0].__name__}-{index}" for index, case in enumerate(LAYER_CASES)],
-)
-def test_layer_contract(layer_class, init_kwargs, input_shape, output_shape, tmp_path):
-    run_layer_test(layer_class, init_kwargs, input_shape, output_shape, tmp_path)
-
-
-def _gelu(x):
-    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
-
-
-def _randomize(layer, seed):
-    """Replaces the small default init by N(0, 1/fan_in)-like weights so that
-    mistakes in scale or head split change the output visibly."""
-    rng = np.random.default_rng(seed)
-    layer.set_weights(
-        [rng.normal(size=w.shape) / math.sqrt(max(w.shape[0], 1)) for w in layer.get_weights()]
-    )
-
-
-def _dense(layer, x):
-    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
-    return x @ kernel + bias
+test_layer_contract = layer_contract_test(LAYER_CASES)
 
 
 def test_mix_ffn_uses_exact_gelu():
     layer = MixFFN(dim=4, hidden_dim=8)
     x = np.random.default_rng(3).normal(size=(1, 3, 3, 4)).astype("float32")
     layer(x)
-    _randomize(layer, 13)
+    randomize_weights(layer, 13)
     out = np.asarray(layer(x))
-    hidden = _dense(layer.fc1, x.astype(np.float64))
+    hidden = dense_reference(layer.fc1, x.astype(np.float64))
     kernel, bias = (np.asarray(w, np.float64) for w in layer.dwconv.get_weights())
     padded = np.pad(hidden, ((0, 0), (1, 1), (1, 1), (0, 0)))
     conv = np.zeros_like(hidden)
     for i in range(3):
         for j in range(3):
             conv += padded[:, i : i + 3, j : j + 3, :] * kernel[i, j, :, 0]
-    expected = _dense(layer.fc2, _gelu(conv + bias))
+    expected = dense_reference(layer.fc2, gelu_reference(conv + bias))
     np.testing.assert_allclose(out, expected, atol=2e-5)
-    tanh_gelu = _dense(
+    tanh_gelu = dense_reference(
         layer.fc2, np.asarray(keras.activations.gelu(conv + bias, approximate=True))
     )
     assert np.abs(tanh_gelu - expected).max() > 1e-5  # the check can tell the two apart
@@ -80,14 +61,14 @@ def test_mix_ffn_calls_its_depthwise_conv_layer():
     layer = MixFFN(dim=4, hidden_dim=8)
     x = np.random.default_rng(3).normal(size=(1, 3, 3, 4)).astype("float32")
     layer(x)
-    _randomize(layer, 13)
+    randomize_weights(layer, 13)
     assert isinstance(layer.dwconv, keras.layers.DepthwiseConv2D)
     hidden = layer.fc1(x)
     stock = keras.layers.DepthwiseConv2D(3, padding="same")
     stock.build(hidden.shape)
     stock.set_weights(layer.dwconv.get_weights())
     np.testing.assert_allclose(
-        np.asarray(layer.dwconv(hidden)), _gelu(np.asarray(stock(hidden), np.float64)), atol=1e-5
+        np.asarray(layer.dwconv(hidden)), gelu_reference(np.asarray(stock(hidden), np.float64)), atol=1e-5
     )
     np.testing.assert_allclose(
         np.asarray(layer(x)), np.asarray(layer.fc2(layer.dwconv(hidden))), atol=1e-6

@@ -1,12 +1,16 @@
 """The head: MeanClassToken, ClassBlock, TokenLabelHead, ClassTokenPool."""
 
-import math
-
 import numpy as np
 import pytest
 
 from keras_wavevit.layers import ClassBlock, ClassTokenPool, MeanClassToken, TokenLabelHead
-from tests.layer_checks import created_weights, raises_before_weights, run_layer_test  # noqa: F401
+from tests.layer_checks import (  # noqa: F401 (fixture)
+    created_weights,
+    dense_reference,
+    layer_contract_test,
+    raises_before_weights,
+    randomize_weights,
+)
 
 LAYER_CASES = [
     (ClassBlock, dict(dim=16, num_heads=2, mlp_ratio=2), (2, 9, 16), (2, 9, 16)),
@@ -16,25 +20,7 @@ LAYER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "layer_class, init_kwargs, input_shape, output_shape",
-    LAYER_CASES,
-    ids=[f"{case[0].__name__}-{index}" for index, case in enumerate(LAYER_CASES)],
-)
-def test_layer_contract(layer_class, init_kwargs, input_shape, output_shape, tmp_path):
-    run_layer_test(layer_class, init_kwargs, input_shape, output_shape, tmp_path)
-
-
-def _randomize(layer, seed):
-    rng = np.random.default_rng(seed)
-    layer.set_weights(
-        [rng.normal(size=w.shape) / math.sqrt(max(w.shape[0], 1)) for w in layer.get_weights()]
-    )
-
-
-def _dense(layer, x):
-    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
-    return x @ kernel + bias
+test_layer_contract = layer_contract_test(LAYER_CASES)
 
 
 def test_class_block_updates_only_the_class_token():
@@ -49,9 +35,9 @@ def test_token_label_head_adds_half_the_max_aux_logit():
     head = TokenLabelHead(num_classes=3, token_label=True)
     x = np.random.default_rng(6).normal(size=(2, 5, 4)).astype("float32")
     head(x)
-    _randomize(head, 16)
+    randomize_weights(head, 16)
     out = np.asarray(head(x))
-    expected = _dense(head.head, x[:, 0]) + 0.5 * _dense(head.aux_head, x[:, 1:]).max(axis=1)
+    expected = dense_reference(head.head, x[:, 0]) + 0.5 * dense_reference(head.aux_head, x[:, 1:]).max(axis=1)
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from keras_wavevit.layers import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
 from keras_wavevit.layers.wavelets import _dwt_forward, _idwt_forward
-from tests.layer_checks import run_layer_test
+from tests.layer_checks import layer_contract_test
 
 RNG = np.random.default_rng(0)
 
@@ -166,12 +166,9 @@ def test_layers_have_no_weights_and_round_trip_their_config(layer_class):
     assert layer.weights == []
 
 
-@pytest.mark.parametrize(
-    "layer_class, input_shape, output_shape",
-    [(DWT2D, (2, 8, 6, 4), (2, 4, 3, 16)), (IDWT2D, (2, 4, 3, 16), (2, 8, 6, 4))],
+test_layer_contract = layer_contract_test(
+    [(DWT2D, {}, (2, 8, 6, 4), (2, 4, 3, 16)), (IDWT2D, {}, (2, 4, 3, 16), (2, 8, 6, 4))]
 )
-def test_layer_contract(layer_class, input_shape, output_shape, tmp_path):
-    run_layer_test(layer_class, {}, input_shape, output_shape, tmp_path)
 
 
 @pytest.mark.parametrize(
