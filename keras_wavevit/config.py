@@ -19,6 +19,7 @@ from keras_wavevit.layers.checks import (
     check_choice,
     check_positive,
     check_rate,
+    check_size_multiple,
     is_int,
     is_positive_int,
     is_real,
@@ -144,12 +145,7 @@ def _check_input_shape(input_shape, multiple):
                 f"input_shape {axis_name} must be a positive integer or None; "
                 f"received input_shape={shape}."
             )
-        if size is not None and size % multiple:
-            raise ValueError(
-                f"Input {axis_name} must be a multiple of {multiple} for this "
-                f"Wave-ViT configuration; received input_shape={shape} "
-                f"({axis_name} {size})."
-            )
+    check_size_multiple(shape[:2], multiple, f"input_shape={shape}")
 
 
 @dataclasses.dataclass(frozen=True)

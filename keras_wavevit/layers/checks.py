@@ -202,6 +202,29 @@ def check_tokens(shape, layer_name, channels=None):
         )
 
 
+def check_size_multiple(sizes, multiple, received):
+    """Raises ValueError unless known image sizes are multiples of `multiple`.
+
+    Args:
+        sizes: `(height, width)`; `None` entries (any size) pass.
+        multiple: What they must be multiples of.
+        received: What to show as received, e.g. `"input_shape=(40, 32, 3)"`.
+
+    Example:
+
+    >>> check_size_multiple((40, None), 16, "input_shape=(40, None, 3)")
+    Traceback (most recent call last):
+    ...
+    ValueError: Input height must be a multiple of 16 for this Wave-ViT configuration; received input_shape=(40, None, 3) (height 40).
+    """
+    for axis_name, size in zip(("height", "width"), sizes):
+        if size is not None and size % multiple:
+            raise ValueError(
+                f"Input {axis_name} must be a multiple of {multiple} for this "
+                f"Wave-ViT configuration; received {received} ({axis_name} {size})."
+            )
+
+
 @keras.saving.register_keras_serializable(package="keras_wavevit")
 class InputCheck(keras.layers.Layer):
     """Passes images through unchanged after checking rank, channels and size.
@@ -249,13 +272,7 @@ class InputCheck(keras.layers.Layer):
                 f"This Wave-ViT was built for images with {self.channels} channels; "
                 f"received input shape {shape} ({shape[-1]} channels)."
             )
-        for axis_name, size in zip(("height", "width"), shape[1:3]):
-            if size is not None and size % self.multiple:
-                raise ValueError(
-                    f"Input {axis_name} must be a multiple of {self.multiple} for this "
-                    f"Wave-ViT configuration; received input shape {shape} "
-                    f"({axis_name} {size})."
-                )
+        check_size_multiple(shape[1:3], self.multiple, f"input shape {shape}")
 
     def build(self, input_shape):
         self._check_static(input_shape)
