@@ -99,21 +99,25 @@ def _stages(x, config):
     return pyramid, x
 
 
-def _class_tokens(stage4_map, config, final_norm):
+def _class_tokens(stage4_map, config):
     """The class-attention head up to its norm: `(batch, 1 + tokens, dim)`."""
     tokens = MeanClassToken(name="class_token")(stage4_map)
     tokens = ClassBlock(
         config.embed_dims[-1], config.num_heads[-1], config.mlp_ratios[-1],
         name="post_network_0",
     )(tokens)
-    return final_norm(tokens)
+    return _stage_norm(NUM_STAGES - 1)(tokens)
 
 
 def _outputs(pyramid, stage4_map, config, head):
-    """The model outputs for `head` (the builder's head arguments)."""
-    final_norm = _stage_norm(NUM_STAGES - 1)
+    """The model outputs for `head` (the builder's head arguments).
+
+    `norm4` normalises the class-token sequence (classifier, `"cls"`), as
+    official, or else the stage-4 map (pyramid, `"avg"`); it has the same
+    weights either way, so classifier weights load into any backbone.
+    """
     if head["include_top"]:
-        tokens = _class_tokens(stage4_map, config, final_norm)
+        tokens = _class_tokens(stage4_map, config)
         logits = TokenLabelHead(
             head["num_classes"], token_label=head["token_label"], name="head"
         )(tokens)
@@ -121,9 +125,9 @@ def _outputs(pyramid, stage4_map, config, head):
             head["classifier_activation"], dtype="float32", name="predictions"
         )(logits)
     if head["pooling"] == "cls":
-        tokens = _class_tokens(stage4_map, config, final_norm)
+        tokens = _class_tokens(stage4_map, config)
         return ClassTokenPool(name="cls_pool")(tokens)
-    pyramid = {**pyramid, f"stage{NUM_STAGES}": final_norm(stage4_map)}
+    pyramid = {**pyramid, f"stage{NUM_STAGES}": _stage_norm(NUM_STAGES - 1)(stage4_map)}
     if head["pooling"] == "avg":
         return keras.layers.GlobalAveragePooling2D(name="avg_pool")(pyramid["stage4"])
     return pyramid
