@@ -53,6 +53,9 @@ def fused_ops(enabled):
 
     The setting holds for code run inside the block in the current thread
     (or asyncio task) and is restored when the block exits, even on errors.
+    Threads started inside the block (e.g. `MirroredStrategy` replicas)
+    start from the default: set `KERAS_WAVEVIT_FUSED_KERNELS=0` before
+    import to switch fusion off for a whole process.
 
     Args:
         enabled: `False` traces the plain (unfused) ops.
