@@ -7,7 +7,9 @@ Usage:
 Without MODEL.keras an untrained CIFAR-size `WaveViTTiny` is exported (the
 predictions are then meaningless, the mechanics are the same). The second
 half uses TensorFlow only, as a production client would: no Keras model and
-no keras_wavevit import is needed to load and call the SavedModel.
+no keras_wavevit import is needed to load and call the SavedModel. It asks
+twice: with uint8 pixels (`serving_default`) and with the same images as
+PNG files (`serving_bytes`, what a REST client sends as `{"b64": ...}`).
 
 The same export from the command line:
 
@@ -53,13 +55,18 @@ def predict(version_dir):
     print("outputs:", sorted(serve.structured_outputs))
     # Any size and batch: the graph resizes and normalises uint8 pixels itself.
     images = np.random.default_rng(0).integers(0, 256, (2, 64, 48, 3), dtype=np.uint8)
-    outputs = serve(images=tf.constant(images))
-    for i in range(len(images)):
-        label = outputs["labels"][i].numpy().decode() if "labels" in outputs else ""
-        print(
-            f"image {i}: class {int(outputs['classes'][i])} {label} "
-            f"p={float(tf.reduce_max(outputs['probabilities'][i])):.3f}"
-        )
+    from_pixels = serve(images=tf.constant(images))
+    # The same images as encoded files: the graph decodes them too.
+    files = tf.stack([tf.io.encode_png(image) for image in images])
+    from_files = loaded.signatures["serving_bytes"](image_bytes=files)
+    for name, outputs in (("pixels", from_pixels), ("PNG files", from_files)):
+        for i in range(len(images)):
+            print(
+                f"{name}, image {i}: class {int(outputs['class_ids'][i])} "
+                f"{outputs['classes'][i].numpy().decode()} "
+                f"p={float(tf.reduce_max(outputs['probabilities'][i])):.3f}; top "
+                f"{[label.decode() for label in outputs['top_k_classes'][i].numpy()]}"
+            )
 
 
 def main():
