@@ -32,10 +32,6 @@ import tensorflow as tf
 from keras_wavevit.export import export_saved_model
 from tests.test_export import REPO_ROOT, plain_classifier
 
-pytest.importorskip("tensorflow_serving.apis.predict_pb2")
-
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
-
 CLASS_NAMES = ["cat", "dog", "fox"]
 SECTION = ("## Serving with TensorFlow Serving", "## Training")
 FAKE_CURL = """#!{python}
@@ -185,8 +181,9 @@ def rest_predict(loaded, body):
 class FakePredictionService:
     """Stands in for `PredictionServiceStub`: answers `Predict` from the SavedModel."""
 
-    def __init__(self, loaded, model_name):
+    def __init__(self, loaded, model_name, predict_pb2):
         self.loaded, self.model_name, self.requests = loaded, model_name, []
+        self.predict_pb2 = predict_pb2
 
     def __call__(self, channel):
         return self
@@ -208,7 +205,7 @@ class FakePredictionService:
                     f"{tf.dtypes.as_dtype(proto.dtype).name} is provided"
                 )
             arguments[key] = tf.constant(tf.make_ndarray(proto))
-        response = predict_pb2.PredictResponse()
+        response = self.predict_pb2.PredictResponse()
         response.model_spec.CopyFrom(request.model_spec)
         response.model_spec.signature_name = name
         for key, value in signature(**arguments).items():
@@ -357,10 +354,14 @@ def test_rest_uint8_pixels_in_the_columnar_format(served):
 
 
 def test_grpc_snippets(served, monkeypatch):
+    """Needs tensorflow-serving-api (a test-only dependency), as the snippet does."""
     import grpc
 
+    pytest.importorskip("tensorflow_serving.apis")
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
     name, _ = model_name_and_ports()
-    service = FakePredictionService(served["loaded"], name)
+    service = FakePredictionService(served["loaded"], name, predict_pb2)
     monkeypatch.setattr(grpc, "insecure_channel", lambda target: target)
     monkeypatch.setattr(prediction_service_pb2_grpc, "PredictionServiceStub", service)
     monkeypatch.chdir(served["work"])
