@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit.export import export_saved_model
+from keras_wavevit.export import SIGNATURES, export_saved_model
 from keras_wavevit.preprocessing import normalize_images
 from tests.configs import MICRO_CLASSIFIER
 
@@ -286,6 +286,7 @@ def test_signatures_and_names(served):
         "serving_float",
         "serving_preprocessed",
     ]
+    assert sorted(SIGNATURES) == result["signatures"]
     assert result["inputs"]["serving_default"] == [["images", "uint8", [None, None, None, 3]]]
     assert result["inputs"]["serving_bytes"] == [["image_bytes", "string", [None]]]
     assert result["inputs"]["serving_float"] == [["images", "float32", [None, None, None, 3]]]
