@@ -31,7 +31,9 @@ setup(
         "safetensors": ["safetensors"],
         # matplotlib draws the learning curves, prediction grid and figures.
         "plots": ["matplotlib"],
-        "dev": ["pytest", "hypothesis", "matplotlib"],
+        # tensorflow-serving-api: the gRPC PredictRequest protos that the
+        # README's client snippet uses, run by the tests against an export.
+        "dev": ["pytest", "hypothesis", "matplotlib", "tensorflow-serving-api"],
     },
     entry_points={"console_scripts": ["keras-wavevit=keras_wavevit.cli:main"]},
     classifiers=[
