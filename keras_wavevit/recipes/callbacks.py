@@ -268,7 +268,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
 
     def on_train_begin(self, logs=None):
-        for name in files.remove_partial_writes(self.backup_dir):
+        # Only the writer of a folder cleans it (a worker reading the chief's does not).
+        for name in files.remove_partial_writes(self.write_dir):
             print(f"Removed an unfinished backup write ({name}).")
         candidates = list_backups(self.backup_dir)
         if not candidates:

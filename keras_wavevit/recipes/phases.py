@@ -290,10 +290,11 @@ def export(state, data, model):
         model, state.path("saved_model"), image_size=data.image_size,
         class_names=class_names, overwrite=True,
     )
-    answer = SavedModelClassifier(version_dir).predict(data.sample_images[:1])
-    predicted = int(answer["classes"][0])
+    probabilities = SavedModelClassifier(version_dir).predict(data.sample_images[:1])[
+        "probabilities"][0]
+    predicted = int(np.argmax(probabilities))
     label = class_names[predicted]
-    probability = float(answer["probabilities"][0][predicted])
+    probability = float(probabilities[predicted])
     true = class_names[int(data.sample_labels[0])]
     print(f"SavedModel {version_dir} answers: {label} (p={probability:.3f}); true label: {true}.")
     return {

@@ -83,15 +83,22 @@ def _kill_at_evaluate():
 
 
 def _kill_during_export():
-    import tensorflow as tf
+    from keras_wavevit import export
 
-    original = tf.saved_model.save
+    build_archive = export._build_archive
 
-    def save(*args, **kwargs):
-        original(*args, **kwargs)
-        _die()
+    def build_then_arm(*args, **kwargs):
+        archive = build_archive(*args, **kwargs)
+        write_out = archive.write_out
 
-    tf.saved_model.save = save
+        def write_out_then_die(*args, **kwargs):
+            write_out(*args, **kwargs)
+            _die()
+
+        archive.write_out = write_out_then_die
+        return archive
+
+    export._build_archive = build_then_arm
 
 
 def main(argv):
