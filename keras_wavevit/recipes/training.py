@@ -71,6 +71,8 @@ def train(config=None, **overrides):
     >>> sorted(summary["files"])[:2]  # doctest: +SKIP
     ['accuracy.png', 'best.keras']
     """
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; received {type(config).__name__}.")
     config = (config or TrainConfig()).replace(**overrides)
     with global_settings(config):
         distribution = get_strategy(config.strategy)

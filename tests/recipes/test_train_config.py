@@ -53,6 +53,8 @@ def test_train_accepts_a_config_and_keyword_overrides(tmp_path):
         train(TrainConfig(), epochs=0)
     with pytest.raises(ValueError, match="Pass either dataset"):
         train(dataset="cifar10", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="config must be a TrainConfig; received dict"):
+        train({"epochs": 1})
 
 
 def test_new_and_resumed_runs(tmp_path, capsys):

@@ -170,3 +170,48 @@ def test_train_restores_the_dtype_policy_and_determinism_even_when_it_raises(tmp
               output=str(tmp_path / "run"))
     assert keras.config.dtype_policy().name == "float32"
     assert not tf_framework_config.is_op_determinism_enabled()
+
+
+def _dense_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_best_checkpoint_is_replaced_whole_and_never_with_non_finite_weights(tmp_path):
+    path = str(tmp_path / "best.keras")
+    model = _dense_model()
+    checkpoint = callbacks.BestCheckpoint(path)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0, "val_accuracy": 0.5})
+    saved = keras.saving.load_model(path).get_weights()
+
+    def save_then_crash(target, *args, **kwargs):
+        with open(target, "wb") as file:
+            file.write(b"not a zip" * 2000)
+        raise KeyboardInterrupt  # the writer dies half-way
+
+    model.save = save_then_crash
+    model.layers[0].kernel.assign(np.ones((2, 1), "float32"))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.on_epoch_end(1, {"loss": 0.5, "val_accuracy": 0.75})
+    assert os.listdir(tmp_path) == ["best.keras"]
+    for before, after in zip(saved, keras.saving.load_model(path).get_weights()):
+        np.testing.assert_array_equal(before, after)
+    del model.save
+    model.layers[0].kernel.assign(np.full((2, 1), np.nan, "float32"))
+    checkpoint.on_epoch_end(2, {"loss": 0.4, "val_accuracy": 0.9})
+    assert checkpoint.best == 0.5
+    assert callbacks.weights_are_finite(keras.saving.load_model(path))
+
+
+def test_epoch_log_holds_each_epoch_once_after_a_resume(tmp_path):
+    path = str(tmp_path / "log.csv")
+    logger = callbacks.EpochLog(path)
+    for epoch, loss in enumerate((3.0, 2.0, 1.0)):
+        logger.on_epoch_end(epoch, {"loss": loss})
+    logger.on_epoch_end(1, {"loss": 1.5, "val_loss": 1.6})  # a resumed run repeats epoch 1
+    log = callbacks.read_csv_log(path)
+    assert log["epoch"] == [0.0, 1.0] and log["loss"] == [3.0, 1.5]
+    assert np.isnan(log["val_loss"][0]) and log["val_loss"][1] == 1.6
+    assert os.listdir(tmp_path) == ["log.csv"]
