@@ -54,7 +54,7 @@ def plot_learning_curves(history, output_dir):
 
     Args:
         history: A dict `metric -> list per epoch` (a `keras.callbacks.History`
-            `.history`, or `keras_wavevit.recipes.training.read_csv_log(...)`), with
+            `.history`, or `keras_wavevit.recipes.callbacks.read_csv_log(...)`), with
             `loss`/`val_loss` and `accuracy`/`val_accuracy` entries.
         output_dir: Directory for the two PNG files.
 
