@@ -11,9 +11,10 @@ Starting `train` on an output directory:
 - holding an unfinished run of the same configuration (every field but
   `output`, `overwrite` and `verbose`): that run resumes;
 - holding a finished run, a run of another configuration, or run files
-  without `phases.json` (an older or foreign run): refused with a message,
-  unless `overwrite` is set, which first deletes the earlier run's files
-  (only the files a run writes; anything else in the folder is left alone).
+  without `phases.json` (an older or foreign run): refused with a message;
+- with `overwrite`: whatever run is there, its files are deleted first (only
+  the files a run writes; anything else in the folder is left alone) and a
+  new run starts.
 
 In a multi-worker job only the chief writes to the output directory; the
 other workers write to a private temporary directory (deleted at the end)
@@ -85,7 +86,8 @@ class RunState:
         identity = config.identity()
         stored = _read_state(shared)
         if not chief:
-            phases = stored["phases"] if stored and stored["config"] == identity else {}
+            same_run = stored and stored["config"] == identity and not config.overwrite
+            phases = stored["phases"] if same_run else {}
             output = tempfile.mkdtemp(prefix="keras-wavevit-worker-")
             return cls(output, shared, False, identity, phases)
         problem = _refusal(shared, stored, identity)
@@ -94,7 +96,7 @@ class RunState:
                 f"{problem} Pass --overwrite (overwrite=True) to replace it, or choose "
                 "another --output."
             )
-        if problem:
+        if config.overwrite:
             clear_run(shared)
             stored = None
         state = cls(shared, shared, True, identity, stored["phases"] if stored else {})

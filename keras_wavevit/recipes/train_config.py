@@ -218,7 +218,8 @@ class TrainConfig:
     )
     output: str = _option(None, "output directory (default runs/<model>)", RUNTIME, _path)
     overwrite: bool = _option(
-        False, "replace a finished or different run in --output", RUNTIME, _boolean
+        False, "start afresh: delete an earlier run's files in --output first", RUNTIME,
+        _boolean,
     )
     export: bool = _option(True, "export a SavedModel and answer from it", RUNTIME, _boolean)
     plots: bool = _option(True, "write the PNG figures", RUNTIME, _boolean)

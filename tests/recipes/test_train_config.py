@@ -67,6 +67,8 @@ def test_new_and_resumed_runs(tmp_path, capsys):
     assert resumed.done("fit") and not resumed.done("evaluate")
     assert not os.path.exists(state.path(".partial-x-best.keras"))
     assert "Resuming the unfinished run" in capsys.readouterr().out
+    assert RunState.open(config.replace(overwrite=True)).phases == {}  # a fresh start
+    assert not RunState.open(config).done("fit")
 
 
 def test_refuses_finished_different_or_foreign_runs_without_overwrite(tmp_path):
