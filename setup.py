@@ -19,7 +19,6 @@ setup(
         # 3.9: the augmentation layers the recipe uses (Pipeline, MixUp,
         # CutMix, RandomColorJitter) and keras.ops.custom_gradient.
         "keras>=3.9",
-        "pywavelets",
         "tensorflow-datasets",
         "numpy",
     ],
@@ -33,7 +32,11 @@ setup(
         "plots": ["matplotlib"],
         # tensorflow-serving-api: the gRPC PredictRequest protos that the
         # README's client snippet uses, run by the tests against an export.
-        "dev": ["pytest", "hypothesis", "matplotlib", "tensorflow-serving-api"],
+        # pywavelets: the independent reference the Haar layers are tested
+        # against (Wave-ViT uses only Haar, computed in closed form).
+        "dev": [
+            "pytest", "hypothesis", "matplotlib", "pywavelets", "tensorflow-serving-api",
+        ],
     },
     entry_points={"console_scripts": ["keras-wavevit=keras_wavevit.cli:main"]},
     classifiers=[

@@ -73,7 +73,7 @@ import keras
 import tensorflow as tf
 
 from keras_wavevit.files import atomic_directory
-from keras_wavevit.layers.fusion import fused_kernels
+from keras_wavevit.layers.fusion import fused_ops
 from keras_wavevit.preprocessing import normalize_images
 
 CLASS_NAMES_ASSET = "class_names.txt"
@@ -442,7 +442,7 @@ def export_saved_model(
     # functions marked for XLA only with its CPU JIT switched on
     # (`--xla_cpu_compilation_enabled`), which is off by default.
     with atomic_directory(target, replace=overwrite) as staging, \
-            tempfile.TemporaryDirectory() as asset_dir, fused_kernels(False):
+            tempfile.TemporaryDirectory() as asset_dir, fused_ops(False):
         archive = _build_archive(model, head, (*options, include_logits), asset_dir)
         archive.write_out(
             staging,

@@ -15,7 +15,7 @@ import sys
 TRACEBACK_FLAG = "--traceback"
 SUBCOMMANDS = {
     # name: (module, help)
-    "train": ("keras_wavevit.recipes.training", "train a Wave-ViT and export it"),
+    "train": ("keras_wavevit.cli.train", "train a Wave-ViT and export it"),
     "evaluate": ("keras_wavevit.cli.evaluate", "top-1/top-5 and a confusion matrix"),
     "export": ("keras_wavevit.cli.export", "export a .keras model as a SavedModel"),
     "convert": ("keras_wavevit.cli.convert", "convert an official checkpoint"),

@@ -240,7 +240,3 @@ def layer_norm(x, gamma, beta, epsilon):
         ops.cast(beta, dtype),
         ops.convert_to_tensor(epsilon, dtype=dtype),
     )
-
-
-# The name before the switch became scoped; export.py still imports it.
-fused_kernels = fused_ops
