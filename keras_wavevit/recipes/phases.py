@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_wavevit import files
+from keras_wavevit.recipes import augmentation as augmentation_lib
 from keras_wavevit.recipes import callbacks as callbacks_lib
 from keras_wavevit.recipes import data as data_lib
 from keras_wavevit.recipes.network import build_model, compile_network
@@ -82,7 +83,7 @@ def load_data(config, image_size):
             f"batch_size={config.batch_size} is larger than the training split "
             f"({splits.num_train} images)."
         )
-    augmentation = data_lib.build_augmentation(
+    augmentation = augmentation_lib.build_augmentation(
         image_size, crop_scale=config.crop_scale, rotation_degrees=config.rotation,
         color_jitter=config.color_jitter, horizontal_flip=config.flip, seed=config.seed,
     )

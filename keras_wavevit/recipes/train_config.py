@@ -12,7 +12,7 @@ import math
 import numbers
 import os
 
-from keras_wavevit.recipes import data as data_lib
+from keras_wavevit.recipes import augmentation
 from keras_wavevit.recipes.distribute import STRATEGIES
 from keras_wavevit.config import WaveViTConfig, resolve_config
 from keras_wavevit.recipes.network import JIT_COMPILE, is_variant
@@ -188,19 +188,19 @@ class TrainConfig:
     drop_path_rate: float = _option(
         None, "stochastic depth (default: the model's)", RECIPE, _number(0.0, 1.0, optional=True)
     )
-    mixup: float = _option(data_lib.DEFAULT_MIXUP_ALPHA, "MixUp alpha, 0 = off", AUGMENT,
+    mixup: float = _option(augmentation.DEFAULT_MIXUP_ALPHA, "MixUp alpha, 0 = off", AUGMENT,
                            _number(0.0))
     cutmix: float = _option(0.0, "CutMix alpha, 0 = off", AUGMENT, _number(0.0))
     crop_scale: tuple = _option(
-        data_lib.DEFAULT_CROP_SCALE, "random resized crop area MIN,MAX or none", AUGMENT,
+        augmentation.DEFAULT_CROP_SCALE, "random resized crop area MIN,MAX or none", AUGMENT,
         _crop_scale,
     )
     rotation: float = _option(
-        data_lib.DEFAULT_ROTATION_DEGREES, "largest rotation in degrees, 0 = off", AUGMENT,
+        augmentation.DEFAULT_ROTATION_DEGREES, "largest rotation in degrees, 0 = off", AUGMENT,
         _number(0.0, 180.0, open_high=False),
     )
     color_jitter: float = _option(
-        data_lib.DEFAULT_COLOR_JITTER, "brightness/contrast/saturation jitter, 0 = off",
+        augmentation.DEFAULT_COLOR_JITTER, "brightness/contrast/saturation jitter, 0 = off",
         AUGMENT, _number(0.0),
     )
     flip: bool = _option(True, "random horizontal flips", AUGMENT, _boolean)
