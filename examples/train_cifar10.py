@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_wavevit
-from keras_wavevit.recipes import data, plots
+from keras_wavevit.recipes import augmentation as augment, data, plots
 from keras_wavevit.export import export_saved_model
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +47,7 @@ print(f"{splits.num_train} training / {splits.num_validation} validation images,
 #    colour jitter, horizontal flip and rotation (Keras preprocessing layers,
 #    run inside tf.data), then MixUp on one-hot labels. Both pipelines end with
 #    `normalize_images`, the ImageNet normalisation the model expects.
-augmentation = data.build_augmentation(
+augmentation = augment.build_augmentation(
     (32, 32), crop_scale=(0.6, 1.0), rotation_degrees=20, color_jitter=0.2
 )
 train_ds = data.train_pipeline(
@@ -97,7 +97,7 @@ history = model.fit(
 # 6. Learning curves and a prediction grid.
 plots.plot_learning_curves(history.history, args.output)
 images, labels = next(iter(splits.validation.shuffle(1000, seed=0).batch(16)))
-predicted = np.argmax(model.predict(data.normalize_images(images), verbose=0), axis=-1)
+predicted = np.argmax(model.predict(keras_wavevit.normalize_images(images), verbose=0), axis=-1)
 plots.plot_prediction_grid(images.numpy(), labels.numpy(), predicted, splits.class_names,
                            os.path.join(args.output, "predictions.png"))
 
@@ -106,5 +106,5 @@ version_dir = export_saved_model(model, os.path.join(args.output, "saved_model")
                                  class_names=splits.class_names, overwrite=True)
 serve = tf.saved_model.load(version_dir).signatures["serving_default"]
 answer = serve(images=tf.cast(images[:1], tf.uint8))
-print(f"SavedModel says: {answer['labels'][0].numpy().decode()} "
+print(f"SavedModel says: {answer['classes'][0].numpy().decode()} "
       f"(true: {splits.class_names[int(labels[0])]})")

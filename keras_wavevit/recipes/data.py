@@ -29,15 +29,6 @@ import tensorflow as tf
 from keras_wavevit.preprocessing import normalize_images
 from keras_wavevit.recipes.augmentation import DEFAULT_MIXUP_ALPHA, build_batch_mixing
 
-# The augmentation names callers of this module used before the augmentation
-# moved to its own module (the train recipe and its options read them here).
-from keras_wavevit.recipes.augmentation import (  # noqa: F401
-    DEFAULT_COLOR_JITTER,
-    DEFAULT_CROP_SCALE,
-    DEFAULT_ROTATION_DEGREES,
-    build_augmentation,
-)
-
 AUTOTUNE = tf.data.AUTOTUNE
 SAMPLE_DATA_DIR = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "sample_data", "cifar10"
