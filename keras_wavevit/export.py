@@ -73,6 +73,7 @@ import keras
 import tensorflow as tf
 
 from keras_wavevit.files import atomic_directory
+from keras_wavevit.layers.checks import check_tensorflow_backend
 from keras_wavevit.layers.fusion import fused_ops
 from keras_wavevit.preprocessing import normalize_images
 
@@ -403,7 +404,8 @@ def export_saved_model(
         The version directory written, as a string.
 
     Raises:
-        ValueError: For bad arguments (checked before anything is written).
+        ValueError: For bad arguments (checked before anything is written),
+            or when Keras runs on another backend than TensorFlow.
         FileExistsError: If `path/<version>` exists and `overwrite` is False.
 
     Example:
@@ -428,6 +430,7 @@ def export_saved_model(
     >>> bool(tf.reduce_all(tf.gather(["a", "b", "c"], outputs["class_ids"]) == outputs["classes"]))
     True
     """
+    check_tensorflow_backend("export_saved_model")
     version, options = _validate_arguments(
         model, path, version, image_size, class_names, top_k
     )

@@ -123,6 +123,27 @@ def check_rate(name, value):
         raise ValueError(f"{name} must be in [0, 1); received {name}={value!r}.")
 
 
+def check_tensorflow_backend(feature):
+    """Raises ValueError unless Keras runs on the TensorFlow backend.
+
+    For the parts built on TensorFlow itself (SavedModel export, `tf.data`
+    pipelines, `tf.distribute`), called before any work.
+
+    Args:
+        feature: What needs TensorFlow, named in the message.
+
+    Example:
+
+    >>> check_tensorflow_backend("export_saved_model")  # on TensorFlow: passes
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"{feature} needs the TensorFlow backend; KERAS_BACKEND is {backend!r} "
+            "(set KERAS_BACKEND=tensorflow before importing Keras)."
+        )
+
+
 def check_sr_ratio(sr_ratio):
     """Raises ValueError unless the key/value stride `sr_ratio` is an int >= 1.
 
@@ -232,9 +253,12 @@ class InputCheck(keras.layers.Layer):
     Wave-ViT needs NHWC images with the channel count it was built for and
     height and width divisible by `multiple` (`WaveViTConfig.input_multiple`);
     other sizes would give silently wrong stage grids. Everything known when
-    the model is called or traced is checked with a `ValueError`; sizes only
-    known at run time (`None` in `input_shape`, inside a graph) are checked
-    by a TensorFlow assertion that fails the step.
+    the model is called or traced is checked with a `ValueError`. On JAX
+    and PyTorch the sizes are always known when the layer runs (JAX traces
+    with concrete shapes; PyTorch runs eagerly), so that check covers every
+    call. On TensorFlow, sizes only known at run time (`None` in
+    `input_shape`, inside a graph) are checked by a TensorFlow assertion
+    that fails the step.
 
     Args:
         multiple: The number height and width must be multiples of.
