@@ -590,7 +590,11 @@ def train_pipeline(
     def augment(images, labels):
         images = tf.cast(images, tf.float32)
         if augmentation is not None:
-            images = augmentation(images, training=True)
+            # Layer by layer, not through `Pipeline.__call__`: Keras's
+            # preprocessing layers switch to TensorFlow ops inside `tf.data`
+            # on every backend, a `Pipeline` (a plain layer) does not.
+            for layer in augmentation.layers:
+                images = layer(images, training=True)
         labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
         if mix is not None:
             images, labels = mix(images, labels)

@@ -74,6 +74,7 @@ def train(config=None, **overrides):
     if config is not None and not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; received {type(config).__name__}.")
     config = (config or TrainConfig()).replace(**overrides)
+    _check_backend(config)
     with global_settings(config):
         distribution = get_strategy(config.strategy)
         state = RunState.open(config, chief=is_chief())
@@ -81,6 +82,26 @@ def train(config=None, **overrides):
             return _run_phases(config, state, distribution)
         finally:
             state.close()
+
+
+def _check_backend(config):
+    """Refuses, naming the backend, the options built on TensorFlow itself."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    needs_tensorflow = {
+        "export=True (--export: a SavedModel)": config.export,
+        "plots=True (--plots: Grad-CAM)": config.plots,
+        "crop_scale (--crop-scale: tf.image.crop_and_resize)": config.crop_scale is not None,
+        f"strategy={config.strategy!r} (tf.distribute)": config.strategy != "default",
+    }
+    chosen = [option for option, used in needs_tensorflow.items() if used]
+    if chosen:
+        raise ValueError(
+            f"These train options need the TensorFlow backend; KERAS_BACKEND is "
+            f"{backend!r}: {'; '.join(chosen)}. Pass --no-export --no-plots "
+            "--crop-scale none (and the default strategy), or set KERAS_BACKEND=tensorflow."
+        )
 
 
 def _run_phases(config, state, distribution):
