@@ -52,3 +52,17 @@ def test_two_step_run_on_jax_and_a_clear_error_for_tensorflow_only_options(tmp_p
     written = set(os.listdir(output))
     assert {"best.keras", "final.keras", "log.csv", "summary.json"} <= written, written
     assert not any(name.endswith(".png") for name in written), written
+
+
+def test_train_pipeline_accepts_an_augmentation_with_every_transform_off():
+    """Layer by layer: an empty `Pipeline` fails when called (Keras 3.15)."""
+    from keras_wavevit.recipes import augmentation, data
+
+    splits = data.load_sample()
+    nothing = augmentation.build_augmentation(
+        (32, 32), crop_scale=None, rotation_degrees=0, color_jitter=0, horizontal_flip=False
+    )
+    assert nothing.layers == []
+    batch = data.train_pipeline(splits.train, 10, 4, augmentation=nothing, mixup_alpha=0.0)
+    images, labels = next(iter(batch))
+    assert tuple(images.shape) == (4, 32, 32, 3) and tuple(labels.shape) == (4, 10)
