@@ -216,3 +216,17 @@ def test_saved_model_export_names_the_backend(tmp_path):
     message = f"export_saved_model needs the TensorFlow backend; KERAS_BACKEND is '{BACKEND}'"
     with pytest.raises(ValueError, match=message):
         keras_wavevit.export_saved_model(model, tmp_path / "served")
+
+
+def test_fusion_is_tensorflow_only():
+    from keras_wavevit.layers import fusion
+
+    assert fusion.fused_ops_enabled() == (BACKEND == "tensorflow")
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="TensorFlow graphs check sizes at run time")
+def test_compiled_predict_checks_the_size():
+    """JAX traces (and PyTorch runs) with concrete shapes: the check is static."""
+    any_size = keras_wavevit.WaveViT(**{**MICRO_CLASSIFIER, "input_shape": (None, None, 3)})
+    with pytest.raises(ValueError, match=r"Input height must be a multiple of 16 .*\(height 40\)"):
+        any_size.predict(np.zeros((1, 40, 32, 3), "float32"), verbose=0)
