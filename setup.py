@@ -28,6 +28,9 @@ setup(
         "convert": ["torch", "safetensors"],
         # Only .safetensors / .npz checkpoints: no torch needed.
         "safetensors": ["safetensors"],
+        # The other Keras backends the model core runs on (KERAS_BACKEND=jax
+        # or torch); the tests cover every backend that is installed.
+        "backends": ["jax", "torch"],
         # matplotlib draws the learning curves, prediction grid and figures.
         "plots": ["matplotlib"],
         # tensorflow-serving-api: the gRPC PredictRequest protos that the
