@@ -196,35 +196,8 @@ def test_multiworker_two_processes_on_loopback(tmp_path):
     reason = _loopback_refused()
     if reason:
         pytest.skip(reason)
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        log = open(os.path.join(tmp_path, f"worker{index}.log"), "w")
-        workers.append(
-            (
-                subprocess.Popen(
-                    [sys.executable, __file__, "worker", str(tmp_path)],
-                    env=_env(TF_CONFIG=tf_config),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                ),
-                log,
-            )
-        )
-    codes = []
-    try:
-        for process, log in workers:
-            codes.append(process.wait(timeout=PROCESS_TIMEOUT_S))
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for process, log in workers:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            log.close()
+    command = [sys.executable, __file__, "worker", str(tmp_path)]
+    codes = _wait(_start_workers([command, command], tmp_path), PROCESS_TIMEOUT_S)
     logs = [_log_summary(os.path.join(tmp_path, f"worker{index}.log")) for index in range(2)]
     if any(
         marker in text
