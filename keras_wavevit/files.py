@@ -19,7 +19,7 @@ import tempfile
 PARTIAL_PREFIX = ".partial-"
 
 
-def current_umask():
+def _current_umask():
     """The process umask (read without changing it for longer than a call)."""
     umask = os.umask(0)
     os.umask(umask)
@@ -66,7 +66,7 @@ def atomic_path(path, suffix=None):
     os.close(handle)
     try:
         yield temporary
-        os.chmod(temporary, 0o666 & ~current_umask())
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -163,7 +163,7 @@ def atomic_directory(path, replace=False):
     )
     try:
         yield staging
-        os.chmod(staging, 0o777 & ~current_umask())
+        os.chmod(staging, 0o777 & ~_current_umask())
         if os.path.exists(path):
             retired = staging + "-old"
             os.replace(path, retired)
