@@ -33,12 +33,24 @@ setup(
         "backends": ["jax", "torch"],
         # matplotlib draws the learning curves, prediction grid and figures.
         "plots": ["matplotlib"],
+        # `keras-wavevit export --format onnx|openvino|litert` and their
+        # runtimes (Keras' model.export converts through these packages).
+        "onnx": ["tf2onnx", "onnxruntime"],
+        "openvino": ["openvino"],
+        "litert": ["ai-edge-litert"],
+        # WaveViTBackbone / WaveViTImageClassifier as keras-hub models.
+        "hub": ["keras-hub"],
         # tensorflow-serving-api: the gRPC PredictRequest protos that the
         # README's client snippet uses, run by the tests against an export.
         # pywavelets: the independent reference the Haar layers are tested
         # against (Wave-ViT uses only Haar, computed in closed form).
+        # pytest-xdist: the suite runs on every core (most slow tests wait on
+        # child processes). The export runtimes and keras-hub are here so
+        # their parity tests run rather than skip.
         "dev": [
-            "pytest", "hypothesis", "matplotlib", "pywavelets", "tensorflow-serving-api",
+            "pytest", "pytest-xdist", "hypothesis", "matplotlib", "pywavelets",
+            "tensorflow-serving-api", "tf2onnx", "onnxruntime", "openvino",
+            "ai-edge-litert", "keras-hub",
         ],
     },
     entry_points={"console_scripts": ["keras-wavevit=keras_wavevit.cli:main"]},
