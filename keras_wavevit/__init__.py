@@ -4,8 +4,9 @@ The public API: the builders (`WaveViT`, `WaveViTTiny/Small/Base/Large`),
 the architecture description (`WaveViTConfig`, `PRESETS`,
 `resolve_config`), official-weight loading (`load_official_weights`,
 `CheckpointMismatchError`), SavedModel export (`export_saved_model`, loaded
-on first use: it needs TensorFlow), the shared pixel normalisation and the
-fusion switch (`fused_ops`). Layers live in `keras_wavevit.layers`; the
+on first use: it needs TensorFlow), the shared pixel normalisation, the
+official evaluation transform (`preprocess_official`), the ImageNet-1k class
+names with `decode_predictions`, and the fusion switch (`fused_ops`). Layers live in `keras_wavevit.layers`; the
 training recipes in `keras_wavevit.recipes` (not imported here).
 
 Example:
@@ -26,15 +27,24 @@ from keras_wavevit.model import (
     WaveViTSmall,
     WaveViTTiny,
 )
-from keras_wavevit.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize_images
+from keras_wavevit.imagenet import IMAGENET_CLASS_NAMES, decode_predictions
+from keras_wavevit.preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OFFICIAL_CROP_PCT,
+    normalize_images,
+    preprocess_official,
+)
 from keras_wavevit.weights import CheckpointMismatchError, load_official_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointMismatchError",
+    "IMAGENET_CLASS_NAMES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "OFFICIAL_CROP_PCT",
     "PRESETS",
     "WaveViT",
     "WaveViTBase",
@@ -43,10 +53,12 @@ __all__ = [
     "WaveViTSmall",
     "WaveViTTiny",
     "__version__",
+    "decode_predictions",
     "export_saved_model",
     "fused_ops",
     "load_official_weights",
     "normalize_images",
+    "preprocess_official",
     "resolve_config",
 ]
 
