@@ -24,6 +24,12 @@ from keras_wavevit.layers.head import ClassBlock, ClassTokenPool, MeanClassToken
 from keras_wavevit.layers.normalization import LayerNormalization
 
 POOLINGS = (None, "avg", "cls")
+# A preset directory (keras_wavevit.presets, keras-hub's layout) keeps the
+# weights of the backbone (every layer up to norm4) and of the head (the
+# layers below) in two files.
+PRESET_BACKBONE_WEIGHTS = "model.weights.h5"
+PRESET_HEAD_WEIGHTS = "task.weights.h5"
+HEAD_LAYER_NAMES = ("class_token", "post_network_0", "head", "predictions", "cls_pool", "avg_pool")
 
 
 def _check_builder_args(include_top, pooling, num_classes, token_label, weights):
@@ -48,8 +54,35 @@ def _check_builder_args(include_top, pooling, num_classes, token_label, weights)
         isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)
     ):
         raise ValueError(
-            "weights must be None or the path of an existing Keras weights file; "
-            f"received weights={weights!r}."
+            "weights must be None, the path of an existing Keras weights file "
+            "(.weights.h5) or a preset directory (keras_wavevit.presets.save_preset, "
+            f"`keras-wavevit convert --preset`); received weights={weights!r}."
+        )
+    if weights is not None and os.path.isdir(weights):
+        needed = [PRESET_BACKBONE_WEIGHTS]
+        if include_top or pooling == "cls":
+            needed.append(PRESET_HEAD_WEIGHTS)
+        for name in needed:
+            if not os.path.isfile(os.path.join(weights, name)):
+                raise ValueError(
+                    f"weights={os.fspath(weights)!r} is not a Wave-ViT preset directory "
+                    f"for this model: {name} is missing."
+                )
+
+
+def _load_weights(model, weights):
+    """Loads a weights file, or a preset directory's backbone and head files."""
+    if not os.path.isdir(weights):
+        model.load_weights(weights)
+        return
+    head = [layer for layer in model.layers if layer.name in HEAD_LAYER_NAMES]
+    body = [layer for layer in model.layers if layer.name not in HEAD_LAYER_NAMES]
+    keras.saving.load_weights(
+        model, os.path.join(weights, PRESET_BACKBONE_WEIGHTS), objects_to_skip=head
+    )
+    if any(layer.weights for layer in head):
+        keras.saving.load_weights(
+            model, os.path.join(weights, PRESET_HEAD_WEIGHTS), objects_to_skip=body
         )
 
 
@@ -188,9 +221,12 @@ def WaveViT(
         config: A `WaveViTConfig` or a `resolve_config` spec; `None` to take
             the architecture from `**architecture`.
         include_top: With the classifier, or a backbone (see above).
-        weights: `None` (random init) or the path of a Keras weights file
-            (`.weights.h5`). Official PyTorch checkpoints load through
-            `keras_wavevit.load_official_weights`.
+        weights: `None` (random init), the path of a Keras weights file
+            (`.weights.h5`) or a preset directory
+            (`keras_wavevit.presets.save_preset`; the model must have the
+            preset's architecture, `keras_wavevit.presets.load_preset`
+            builds it from the preset). Official PyTorch checkpoints load
+            through `keras_wavevit.load_official_weights`.
         input_shape: `(height, width, channels)` replacing the config's;
             `None` for height and width allows any size. Height and width
             must be multiples of `config.input_multiple` (32 for the
@@ -255,7 +291,7 @@ def WaveViT(
     pyramid, stage4_map = _stages(x, config)
     model = keras.Model(inputs, _outputs(pyramid, stage4_map, config, head), name=name)
     if weights is not None:
-        model.load_weights(weights)
+        _load_weights(model, weights)
     return model
 
 

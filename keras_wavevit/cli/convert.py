@@ -1,8 +1,9 @@
-"""`keras-wavevit convert`: an official checkpoint -> a Keras file.
+"""`keras-wavevit convert`: an official checkpoint -> a Keras file and/or a preset.
 
 The arguments only; the work is `keras_wavevit.weights.convert_checkpoint`
 (read the checkpoint, build the model, load the weights, print what was
-mapped, skipped and wrong, write `.weights.h5` or `.keras` atomically).
+mapped, skipped and wrong, write `.weights.h5` or `.keras` atomically, and
+with `--preset DIR` a preset directory: `keras_wavevit.presets`).
 Errors (an unreadable checkpoint, a bad `--config`, a mismatch) are raised
 as `ValueError`/`OSError` naming the file and the problem; `keras-wavevit`
 prints them as one line and exits with status 2, writing nothing.
@@ -11,6 +12,7 @@ Example:
 
     keras-wavevit convert wavevit_s.pth.tar wavevit_s.weights.h5 --variant small
     keras-wavevit convert wavevit_s.pth.tar wavevit_s.keras --variant small
+    keras-wavevit convert wavevit_s.pth.tar --preset wavevit_s_imagenet --variant small
     keras-wavevit convert wavevit_s.pth.tar wavevit_s_c10.weights.h5 \\
         --variant small --num-classes 10 --skip-head
 """
@@ -37,11 +39,28 @@ def configure_parser(parser):
     ...                           "--image-size", "224x160"])
     >>> args.variant, args.image_size, args.token_label, args.skip_head, args.strict
     ('small', (224, 160), True, False, True)
+    >>> parser.parse_args(["w.pth.tar", "--preset", "s_preset", "--variant", "small"]).preset
+    's_preset'
     """
     parser.add_argument(
         "checkpoint", help="official checkpoint: .pth, .pth.tar, .npz or .safetensors"
     )
-    parser.add_argument("output", help="where to write: OUTPUT.weights.h5 or OUTPUT.keras")
+    parser.add_argument(
+        "output", nargs="?", default=None,
+        help="where to write: OUTPUT.weights.h5 or OUTPUT.keras (optional with --preset)",
+    )
+    parser.add_argument(
+        "--preset", metavar="DIR", default=None,
+        help="also (or only) write a preset directory: config, weights, class names and "
+        "the official evaluation preprocessing (crop_pct 0.96, bicubic); it loads with "
+        "keras_wavevit.presets.load_preset(DIR), WaveViTSmall(weights=DIR) and "
+        "keras-hub's from_preset(DIR) (after import keras_wavevit.hub)",
+    )
+    parser.add_argument(
+        "--class-names", metavar="FILE", default=None,
+        help="the preset's class names, one a line (default: the ImageNet-1k names "
+        "for 1000 classes, none otherwise)",
+    )
     architecture = parser.add_mutually_exclusive_group(required=True)
     architecture.add_argument(
         "--variant", choices=tuple(PRESETS), help="named variant (S/B/L = small/base/large)"
@@ -122,6 +141,18 @@ def run(args):
             input_shape=input_shape,
             strict=args.strict,
             skip_head=args.skip_head,
+            preset=args.preset,
+            class_names=_read_class_names(args.class_names),
         )
     )
     return 0
+
+
+def _read_class_names(path):
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as file:
+        names = [line.strip() for line in file if line.strip()]
+    if not names:
+        raise ValueError(f"The class-names file {path} holds no names.")
+    return names

@@ -21,7 +21,10 @@ import warnings
 
 from keras_wavevit.config import PRESETS, resolve_config
 from keras_wavevit.files import save_model_atomically
+from keras_wavevit.imagenet import IMAGENET_CLASS_NAMES
 from keras_wavevit.model import WaveViT
+from keras_wavevit.presets import save_preset
+from keras_wavevit.preprocessing import OFFICIAL_CROP_PCT, OFFICIAL_IMAGE_SIZE
 from keras_wavevit.weights.checkpoint import read_checkpoint
 from keras_wavevit.weights.official import describe_plan, load_official_weights
 
@@ -43,6 +46,43 @@ def _resolve_architecture(architecture, input_shape):
     return config, f"WaveViT{architecture.capitalize()}" if is_preset else "wave_vit"
 
 
+def _official_preprocessing(config):
+    """The preset preprocessing of a converted checkpoint: the official
+    evaluation transform at the model's size (224 for a model of any size)."""
+    size = config.input_shape[:2]
+    image_size = [OFFICIAL_IMAGE_SIZE] * 2 if None in size else list(size)
+    return dict(image_size=image_size, crop_pct=OFFICIAL_CROP_PCT, interpolation="bicubic")
+
+
+def _check_outputs(output, preset, class_names, num_classes):
+    if output is None and preset is None:
+        raise ValueError("Give an output file, a preset directory, or both.")
+    if output is not None and not os.fspath(output).endswith(OUTPUT_ENDINGS):
+        raise ValueError(f"The output must end in .weights.h5 or .keras; received {output!r}.")
+    if preset is not None and os.path.exists(preset):
+        raise ValueError(f"The preset directory {os.fspath(preset)} already exists.")
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(
+            f"class_names holds {len(class_names)} names for num_classes={num_classes}."
+        )
+
+
+def _write(model, config, output, preset, class_names):
+    """Writes the converted model: the file and/or the preset directory."""
+    lines = []
+    if output is not None:
+        save_model_atomically(model, output)
+        lines.append(f"wrote {output} ({model.name}, {model.count_params():,} values)")
+    if preset is not None:
+        if class_names is None and model.output_shape[-1] == len(IMAGENET_CLASS_NAMES):
+            class_names = IMAGENET_CLASS_NAMES
+        save_preset(model, preset, class_names=class_names,
+                    preprocessing=_official_preprocessing(config))
+        lines.append(f"wrote the preset {os.fspath(preset)} ({model.name}, "
+                     f"{model.count_params():,} values)")
+    return lines
+
+
 def convert_checkpoint(
     checkpoint,
     output,
@@ -53,6 +93,8 @@ def convert_checkpoint(
     input_shape=None,
     strict=True,
     skip_head=False,
+    preset=None,
+    class_names=None,
 ):
     """Converts an official checkpoint file into a Keras file.
 
@@ -60,7 +102,7 @@ def convert_checkpoint(
         checkpoint: The official checkpoint (`.pth`, `.pth.tar`, `.npz`,
             `.safetensors`; see `read_checkpoint`).
         output: Where to write: `*.weights.h5` (weights only) or `*.keras`
-            (the whole model). Written atomically.
+            (the whole model), or `None` with `preset`. Written atomically.
         architecture: What to build: anything
             `keras_wavevit.config.resolve_config` reads (a preset name such
             as `"small"`, the path of a JSON file or inline JSON text of
@@ -76,14 +118,22 @@ def convert_checkpoint(
             `load_official_weights`.
         skip_head: Leave the classifier out (fine-tuning to another
             `num_classes`).
+        preset: `None`, or a new directory to write as a preset
+            (`keras_wavevit.presets.save_preset`) with the official
+            evaluation preprocessing (`crop_pct` 0.96, bicubic, at the
+            model's size; 224 for a model of any size).
+        class_names: The preset's class names; `None` gives the ImageNet-1k
+            names to a 1000-class model and none to others.
 
     Returns:
         The report: what was dropped, mapped and skipped, any problem, and
         the file written.
 
     Raises:
-        ValueError: `output` has another ending or the architecture is not
-            valid (both checked before the checkpoint is read; a bad JSON
+        ValueError: `output` has another ending, neither `output` nor
+            `preset` is given, `preset` exists, `class_names` does not fit
+            `num_classes`, or the architecture is not valid (all checked
+            before the checkpoint is read; a bad JSON
             file is named), the checkpoint cannot be read, or it does not
             match the model (`CheckpointMismatchError`); nothing is written
             then.
@@ -96,9 +146,7 @@ def convert_checkpoint(
     ...
     ValueError: The output must end in .weights.h5 or .keras; received 'w.h5'.
     """
-    output = os.fspath(output)
-    if not output.endswith(OUTPUT_ENDINGS):
-        raise ValueError(f"The output must end in .weights.h5 or .keras; received {output!r}.")
+    _check_outputs(output, preset, class_names, num_classes)
     config, name = _resolve_architecture(architecture, input_shape)
     state_dict = read_checkpoint(checkpoint)
     model = WaveViT(config, num_classes=num_classes, token_label=token_label, name=name)
@@ -114,6 +162,5 @@ def convert_checkpoint(
         warnings.filterwarnings("ignore", message="Loaded ", category=UserWarning)
         plan = load_official_weights(model, state_dict, strict=strict, skip_head=skip_head)
     lines.append(describe_plan(plan))
-    save_model_atomically(model, output)
-    lines.append(f"wrote {output} ({model.name}, {model.count_params():,} values)")
+    lines += _write(model, config, output, preset, class_names)
     return "\n".join(lines)
