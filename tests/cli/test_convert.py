@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import keras_wavevit
+from keras_wavevit import presets
 from keras_wavevit.cli import main
 from tests.weights.reference import (
     NUM_TINY_ENTRIES,
@@ -173,3 +174,42 @@ def test_converts_the_small_key_list(tmp_path, capsys):
     assert f"wrote {output} (WaveViTSmall, " in printed
     assert sorted(os.listdir(tmp_path)) == ["wavevit_s.npz", "wavevit_s.weights.h5"]
     keras.backend.clear_session()
+
+
+def test_converts_to_a_preset_with_parity(tiny_files, reference, tmp_path, capsys):
+    """Official fixture -> --preset -> load_preset: the official logits."""
+    checkpoint, config = tiny_files
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"class {index}\n" for index in range(10)))
+    preset = tmp_path / "tiny_preset"
+    assert convert(checkpoint, "--preset", preset, "--config", config, "--num-classes", 10,
+                   "--class-names", names) == 0
+    assert f"wrote the preset {preset} (wave_vit, " in capsys.readouterr().out
+    model = presets.load_preset(preset)
+    logits = model(nhwc(reference["input_64"]), training=False)
+    assert max_error(logits, reference["logits_64"]) <= TOLERANCE
+    info = presets.read_preset(preset)
+    assert info["class_names"] == [f"class {index}" for index in range(10)]
+    # The architecture takes any size: the official evaluation at 224.
+    assert info["preprocessing"]["image_size"] == [224, 224]
+    assert info["preprocessing"]["crop_pct"] == keras_wavevit.OFFICIAL_CROP_PCT
+    assert info["preprocessing"]["interpolation"] == "bicubic"
+
+
+def test_preset_errors_before_reading_the_checkpoint(tiny_files, tmp_path, capsys):
+    checkpoint, config = tiny_files
+    (tmp_path / "taken").mkdir()
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n")
+    cases = [
+        ((tmp_path / "absent.npz", "--variant", "tiny"),
+         "Give an output file, a preset directory, or both."),
+        ((tmp_path / "absent.npz", "--preset", tmp_path / "taken", "--variant", "tiny"),
+         f"The preset directory {tmp_path / 'taken'} already exists."),
+        ((tmp_path / "absent.npz", "--preset", tmp_path / "p", "--variant", "tiny",
+          "--class-names", names), "class_names holds 2 names for num_classes=1000."),
+    ]
+    for args, message in cases:
+        assert convert(*args) == 2
+        assert error_line(capsys).startswith(f"keras-wavevit convert: error: {message}")
+    assert not (tmp_path / "p").exists()
