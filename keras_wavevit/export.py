@@ -10,6 +10,7 @@ Layout (what TensorFlow Serving expects under its model base path)::
         saved_model.pb
         variables/
         assets/class_names.txt  # only when `class_names` is given
+        assets/preprocessing.json
         fingerprint.pb
 
 Signatures (stable names; see the README section "Serving with TensorFlow
@@ -28,15 +29,26 @@ Serving"):
   `[batch, image_height, image_width, 3]`, already resized and normalised.
 
 Preprocessing in the graph (every signature but `serving_preprocessed`),
-the same for all of them (one definition, `_serve_pixels`): the pixels are
-cast to float32, resized to `image_size` with
-`tf.image.resize(images, image_size, method="bilinear")` (no antialiasing,
-no crop, the aspect ratio is not kept: the interpolation of Keras'
-`Resizing` layer used by the training pipeline) and normalised with
-`keras_wavevit.preprocessing.normalize_images` (`x / 255`, then the ImageNet
-mean `(0.485, 0.456, 0.406)` subtracted and divided by the standard
-deviation `(0.229, 0.224, 0.225)`), the function the training and
-evaluation pipelines use.
+the same for all of them (one definition, `_preprocess`), chosen with
+`preprocessing=`:
+
+* `"resize"` (the default; what the training recipe trains and evaluates
+  with): the pixels are cast to float32, resized to `image_size` with
+  `tf.image.resize(images, image_size, method="bilinear")` (no
+  antialiasing, no crop, the aspect ratio is not kept: the interpolation of
+  Keras' `Resizing` layer used by the training pipeline) and normalised
+  with `keras_wavevit.preprocessing.normalize_images` (`x / 255`, then the
+  ImageNet mean `(0.485, 0.456, 0.406)` subtracted and divided by the
+  standard deviation `(0.229, 0.224, 0.225)`).
+* `"official"` (for converted official checkpoints): the official
+  evaluation transform, `keras_wavevit.preprocessing.preprocess_official`
+  (bicubic resize of the short side to `floor(size / 0.96)`, a centre crop
+  of `image_size`, the same normalisation), applied to each image.
+
+What each signature takes and applies is written to the asset
+`preprocessing.json` (`{"preprocessing", "image_size", "crop_pct",
+"signatures": {name: description}}`), which clients (and
+`keras_wavevit.recipes.serving.SavedModelClassifier`) read.
 
 Outputs of every signature (the names of TensorFlow's estimator
 convention):
@@ -66,6 +78,7 @@ the Keras model does, instead of falling back to differentiating the
 reshapes and slices of the forward pass.
 """
 
+import json
 import os
 import tempfile
 
@@ -75,9 +88,11 @@ import tensorflow as tf
 from keras_wavevit.files import atomic_directory
 from keras_wavevit.layers.checks import check_tensorflow_backend
 from keras_wavevit.layers.fusion import fused_ops
-from keras_wavevit.preprocessing import normalize_images
+from keras_wavevit.preprocessing import OFFICIAL_CROP_PCT, normalize_images, preprocess_official
 
 CLASS_NAMES_ASSET = "class_names.txt"
+PREPROCESSING_ASSET = "preprocessing.json"
+PREPROCESSINGS = ("resize", "official")
 SIGNATURES = ("serving_default", "serving_bytes", "serving_float", "serving_preprocessed")
 DEFAULT_TOP_K = 5
 
@@ -251,7 +266,43 @@ def _predict_function(head, image_size, top_k, include_logits, table):
     return predict
 
 
-def _endpoints(predict, image_size):
+def _preprocess(preprocessing, image_size):
+    """Pixels in [0, 255] (a batch, any size) -> the model's normalised input."""
+    if preprocessing == "official":
+        return lambda images: preprocess_official(images, image_size, OFFICIAL_CROP_PCT)
+
+    def resize(images):
+        images = tf.image.resize(tf.cast(images, tf.float32), image_size, method="bilinear")
+        return normalize_images(images)
+
+    return resize
+
+
+def _descriptions(preprocessing, image_size):
+    """`{signature: what it takes and applies}`, for the preprocessing asset."""
+    height, width = image_size
+    if preprocessing == "official":
+        applied = (
+            f"the official evaluation transform: bicubic resize of the short side to "
+            f"floor(size / {OFFICIAL_CROP_PCT}), centre crop {height}x{width}, "
+            "ImageNet mean/std normalisation"
+        )
+    else:
+        applied = (
+            f"bilinear resize to {height}x{width} (aspect ratio not kept, no crop), "
+            "ImageNet mean/std normalisation"
+        )
+    return {
+        "serving_default": f"uint8 images [batch, height, width, 3], any size; {applied}",
+        "serving_bytes": f"encoded image files [batch], each decoded to RGB; {applied}",
+        "serving_float": f"float32 pixels in [0, 255], any size; {applied}",
+        "serving_preprocessed": (
+            f"float32 [batch, {height}, {width}, 3], already preprocessed; none applied"
+        ),
+    }
+
+
+def _endpoints(predict, image_size, preprocessing):
     """`{name: (function, input name, shape, dtype)}` of every signature.
 
     Restored signatures check the dtype of their input but not its shape, so
@@ -261,28 +312,26 @@ def _endpoints(predict, image_size):
     """
     any_size = (None, None, None, 3)
     model_size = (None, *image_size, 3)
-
-    def resize(images):
-        return tf.image.resize(tf.cast(images, tf.float32), image_size, method="bilinear")
+    preprocess = _preprocess(preprocessing, image_size)
 
     def serve_pixels(images):
         """`serving_default` (uint8) and `serving_float` (float32) alike."""
         images = tf.ensure_shape(images, any_size, name="images")
-        return predict(normalize_images(resize(images)))
+        return predict(preprocess(images))
 
-    def decode_and_resize(data):
+    def decode_and_preprocess(data):
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        return resize(image[tf.newaxis])[0]
+        return preprocess(image[tf.newaxis])[0]
 
     def serve_bytes(image_bytes):
-        """`serving_bytes`: each file decoded and resized on its own."""
+        """`serving_bytes`: each file decoded and preprocessed on its own."""
         image_bytes = tf.ensure_shape(image_bytes, (None,), name="image_bytes")
         images = tf.map_fn(
-            decode_and_resize,
+            decode_and_preprocess,
             image_bytes,
             fn_output_signature=tf.TensorSpec((*image_size, 3), tf.float32),
         )
-        return predict(normalize_images(images))
+        return predict(images)
 
     def serve_preprocessed(images):
         return predict(tf.ensure_shape(images, model_size, name="images"))
@@ -296,7 +345,7 @@ def _endpoints(predict, image_size):
 
 
 def _build_archive(model, head, options, asset_dir):
-    image_size, class_names, top_k, include_logits = options
+    image_size, class_names, top_k, preprocessing, include_logits = options
     table = None if class_names is None else _class_names_table(class_names, asset_dir)
     predict = _predict_function(head, image_size, top_k, include_logits, table)
     archive = keras.export.ExportArchive()
@@ -311,9 +360,24 @@ def _build_archive(model, head, options, asset_dir):
     )
     if table is not None:
         archive.track(table)
-    for name, (function, input_name, shape, dtype) in _endpoints(predict, image_size).items():
+    endpoints = _endpoints(predict, image_size, preprocessing)
+    for name, (function, input_name, shape, dtype) in endpoints.items():
         archive.add_endpoint(name, function, [tf.TensorSpec(shape, dtype, name=input_name)])
     return archive
+
+
+def _write_preprocessing_asset(directory, image_size, preprocessing):
+    """`assets/preprocessing.json`: the in-graph preprocessing, for clients."""
+    record = {
+        "preprocessing": preprocessing,
+        "image_size": list(image_size),
+        "crop_pct": OFFICIAL_CROP_PCT if preprocessing == "official" else None,
+        "signatures": _descriptions(preprocessing, image_size),
+    }
+    os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
+    with open(os.path.join(directory, "assets", PREPROCESSING_ASSET), "w",
+              encoding="utf-8") as handle:
+        handle.write(json.dumps(record, indent=2) + "\n")
 
 
 def _validate_top_k(top_k, num_classes):
@@ -325,6 +389,14 @@ def _validate_top_k(top_k, num_classes):
             f"classes, {num_classes}; received {top_k!r}."
         )
     return top_k
+
+
+def _validate_preprocessing(preprocessing):
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(
+            f"preprocessing must be one of {PREPROCESSINGS}; received {preprocessing!r}."
+        )
+    return preprocessing
 
 
 def _validate_arguments(model, path, version, image_size, class_names, top_k):
@@ -361,6 +433,7 @@ def export_saved_model(
     overwrite=False,
     include_logits=True,
     top_k=None,
+    preprocessing="resize",
 ):
     """Exports a Wave-ViT classifier as a SavedModel for TensorFlow Serving.
 
@@ -368,9 +441,12 @@ def export_saved_model(
     signatures `serving_default` (uint8 images of any size), `serving_bytes`
     (encoded JPEG/PNG files), `serving_float` (float pixels in [0, 255]) and
     `serving_preprocessed` (normalised float input at `image_size`); see the
-    module docstring for their inputs, outputs and preprocessing. Resizing
-    (`tf.image.resize`, bilinear, like the training pipeline's `Resizing`
-    layer) and `normalize_images` run inside the graph.
+    module docstring for their inputs, outputs and preprocessing. The
+    preprocessing runs inside the graph: by default a bilinear resize (like
+    the training pipeline's `Resizing` layer) and `normalize_images`; with
+    `preprocessing="official"` the official evaluation transform
+    (`keras_wavevit.preprocessing.preprocess_official`). The asset
+    `preprocessing.json` records which, and what each signature takes.
 
     The export is atomic (`keras_wavevit.files.atomic_directory`): the
     SavedModel is written to a hidden `.partial-*` directory inside `path`
@@ -399,6 +475,10 @@ def export_saved_model(
         top_k: Number of classes in the `top_k_*` outputs, from 0 (none) to
             the number of classes. Defaults to 5, or the number of classes
             when there are fewer.
+        preprocessing: `"resize"` (bilinear resize to `image_size`, what the
+            training recipe uses) or `"official"` (bicubic resize of the
+            short side to `floor(size / 0.96)` and a centre crop of
+            `image_size`, what the official checkpoints are evaluated with).
 
     Returns:
         The version directory written, as a string.
@@ -434,6 +514,7 @@ def export_saved_model(
     version, options = _validate_arguments(
         model, path, version, image_size, class_names, top_k
     )
+    preprocessing = _validate_preprocessing(preprocessing)
     head = _logits_model(model)
     target = os.path.join(os.path.abspath(os.fspath(path)), str(version))
     if os.path.exists(target) and not overwrite:
@@ -446,11 +527,14 @@ def export_saved_model(
     # (`--xla_cpu_compilation_enabled`), which is off by default.
     with atomic_directory(target, replace=overwrite) as staging, \
             tempfile.TemporaryDirectory() as asset_dir, fused_ops(False):
-        archive = _build_archive(model, head, (*options, include_logits), asset_dir)
+        archive = _build_archive(
+            model, head, (*options, preprocessing, include_logits), asset_dir
+        )
         archive.write_out(
             staging,
             options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
             verbose=False,
         )
+        _write_preprocessing_asset(staging, options[0], preprocessing)
     return target
 

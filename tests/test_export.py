@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import keras_wavevit
 from keras_wavevit.export import SIGNATURES, export_saved_model
-from keras_wavevit.preprocessing import normalize_images
+from keras_wavevit.preprocessing import normalize_images, preprocess_official
 from tests.configs import MICRO_CLASSIFIER
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(keras_wavevit.__file__)))
@@ -437,6 +437,8 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
                        r"number of classes, 3; received 4\."),
         ({"top_k": -1}, "top_k must be an integer from 0"),
         ({"top_k": True}, "top_k must be an integer from 0"),
+        ({"preprocessing": "bicubic"},
+         r"preprocessing must be one of \('resize', 'official'\); received 'bicubic'"),
     ],
 )
 def test_bad_arguments_raise_before_writing(tmp_path, kwargs, message):
@@ -636,3 +638,38 @@ def test_top_k_zero_leaves_the_top_k_outputs_out(tmp_path):
     )
     out = loaded.signatures["serving_float"](images=tf.zeros((1, 9, 9, 3)))
     assert sorted(out) == ["class_ids", "classes", "probabilities"]
+
+
+def test_official_preprocessing_serves_the_official_transform(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = plain_classifier()
+    written = export_saved_model(model, tmp_path / "models", preprocessing="official")
+    loaded = tf.saved_model.load(written)
+    images = np.random.default_rng(4).integers(0, 256, (2, 45, 60, 3)).astype("uint8")
+    expected = tf.nn.softmax(model(preprocess_official(images, (16, 16)), training=False))
+    for name, dtype in [("serving_default", tf.uint8), ("serving_float", tf.float32)]:
+        served = loaded.signatures[name](images=tf.constant(images, dtype))
+        np.testing.assert_allclose(served["probabilities"].numpy(), expected.numpy(),
+                                   rtol=0, atol=1e-5)
+    files = [tf.io.encode_png(image).numpy() for image in images]
+    from_bytes = loaded.signatures["serving_bytes"](image_bytes=tf.constant(files))
+    np.testing.assert_allclose(from_bytes["probabilities"].numpy(), expected.numpy(),
+                               rtol=0, atol=1e-5)
+    # Not the default bilinear resize: that answers differently.
+    bilinear = keras_probabilities(model, images, image_size=(16, 16))
+    assert not np.allclose(bilinear, expected.numpy(), atol=1e-5)
+    record = json.loads((tmp_path / "models" / "1" / "assets" / "preprocessing.json").read_text())
+    assert record["preprocessing"] == "official" and record["crop_pct"] == 0.96
+    assert record["image_size"] == [16, 16]
+    assert "short side to floor(size / 0.96), centre crop 16x16" in (
+        record["signatures"]["serving_default"])
+    assert "none applied" in record["signatures"]["serving_preprocessed"]
+
+
+def test_default_export_records_the_bilinear_resize(tmp_path):
+    export_saved_model(plain_classifier(), tmp_path / "models")
+    record = json.loads((tmp_path / "models" / "1" / "assets" / "preprocessing.json").read_text())
+    assert record["preprocessing"] == "resize" and record["crop_pct"] is None
+    assert record["signatures"]["serving_bytes"].endswith(
+        "bilinear resize to 16x16 (aspect ratio not kept, no crop), "
+        "ImageNet mean/std normalisation")
