@@ -53,8 +53,9 @@ def decode_predictions(predictions, top=5):
     >>> import numpy as np
     >>> scores = np.zeros((1, 1000), "float32")
     >>> scores[0, [1, 207]] = 0.3, 0.7
-    >>> decode_predictions(scores, top=2)
-    [[('n02099601', 'golden_retriever', 0.699999988079071), ('n01443537', 'goldfish', 0.30000001192092896)]]
+    >>> [(wnid, name, round(score, 2)) for wnid, name, score in
+    ...  decode_predictions(scores, top=2)[0]]
+    [('n02099601', 'golden_retriever', 0.7), ('n01443537', 'goldfish', 0.3)]
     """
     scores = np.asarray(keras.ops.convert_to_numpy(predictions))
     if scores.ndim != 2 or scores.shape[1] != NUM_IMAGENET_CLASSES:

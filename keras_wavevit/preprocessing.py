@@ -191,10 +191,10 @@ def preprocess_official(images, image_size=OFFICIAL_IMAGE_SIZE, crop_pct=OFFICIA
     What the PyTorch release evaluates its checkpoints with (timm's
     `transforms_imagenet_eval`, bicubic): resize so the short side is
     `official_resize_size(image_size, crop_pct)` (233 for 224; the long side
-    `int(233 * long / short)`, as torchvision's `Resize(int)`), centre-crop `image_size` (offsets rounded half
-    to even, as torchvision's `CenterCrop`), then `normalize_images`. For a
-    non-square `image_size` both sides are resized to
-    `floor(side / crop_pct)`, as timm does.
+    `int(233 * long / short)`, as torchvision's `Resize(int)`), centre-crop
+    `image_size` (offsets rounded half to even, as torchvision's
+    `CenterCrop`), then `normalize_images`. For a non-square `image_size`
+    both sides are resized to `floor(side / crop_pct)`, as timm does.
 
     The resize follows PIL's bicubic filter, which the official pipeline
     uses: a width pass, then a height pass, each

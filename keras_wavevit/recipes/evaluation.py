@@ -13,6 +13,17 @@ holds). A `.keras` file (or a SavedModel exported without class names)
 carries no class names, so the data must then have exactly as many classes
 as the model, taken in the data's (alphabetical) order; the result says so
 in its `notes`.
+
+Preprocessing (`preprocessing=`): `"resize"` reads every image at the
+model's size with a bilinear resize (the training recipe's pipeline) and
+feeds uint8 pixels to the model (a SavedModel then applies its own in-graph
+preprocessing); `"official"` reads every image at its own size and applies
+the official evaluation transform
+(`keras_wavevit.preprocessing.preprocess_official`: bicubic resize of the
+short side to `floor(size / 0.96)`, centre crop) before the model (a
+SavedModel's `serving_preprocessed`), what converted official checkpoints
+are evaluated with. The default is `"resize"` for a `.keras` file and, for
+a SavedModel, the preprocessing its export records.
 """
 
 import dataclasses
@@ -22,8 +33,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_wavevit.export import PREPROCESSINGS
 from keras_wavevit.files import atomic_path, atomic_write_text
-from keras_wavevit.preprocessing import normalize_images
+from keras_wavevit.preprocessing import normalize_images, preprocess_official
 from keras_wavevit.recipes import data as data_lib
 from keras_wavevit.recipes.serving import SavedModelClassifier
 from keras_wavevit.weights.model_file import load_model_file
@@ -46,6 +58,11 @@ class Classifier:
         class_names: The model's class names by class id, or `None` when the
             file does not carry them (a `.keras` file).
         image_size: `(height, width)` the model reads, or `None` if unknown.
+        predict_preprocessed: Maps a batch already preprocessed (normalised
+            float32 at `image_size`) to scores, or `None`.
+        preprocessing: The preprocessing the model file calls for:
+            `"resize"`, or `"official"` for a SavedModel exported with the
+            official transform.
 
     Example:
 
@@ -58,17 +75,22 @@ class Classifier:
     num_classes: int
     class_names: list
     image_size: tuple
+    predict_preprocessed: object = None
+    preprocessing: str = "resize"
 
 
 def _keras_classifier(path):
     model = load_model_file(path, compile=False)
     size = tuple(model.input_shape[1:3])
 
-    def predict(images):
-        inputs = normalize_images(tf.cast(images, tf.float32))
-        return np.asarray(model.predict_on_batch(inputs), dtype="float32")
+    def predict_preprocessed(images):
+        return np.asarray(model.predict_on_batch(images), dtype="float32")
 
-    return Classifier(predict, model.output_shape[-1], None, None if None in size else size)
+    def predict(images):
+        return predict_preprocessed(normalize_images(tf.cast(images, tf.float32)))
+
+    return Classifier(predict, model.output_shape[-1], None, None if None in size else size,
+                      predict_preprocessed)
 
 
 def _saved_model_classifier(path):
@@ -85,7 +107,11 @@ def _saved_model_classifier(path):
     def predict(images):
         return client.predict(np.asarray(images))["probabilities"]
 
-    return Classifier(predict, num_classes, client.class_names, client.image_size)
+    def predict_preprocessed(images):
+        return client.predict_preprocessed(images)["probabilities"]
+
+    return Classifier(predict, num_classes, client.class_names, client.image_size,
+                      predict_preprocessed, client.preprocessing or "resize")
 
 
 def load_classifier(path):
@@ -182,9 +208,11 @@ def evaluate(predict, dataset, num_classes, batch_size=256):
     """Top-1/top-5 accuracy and the confusion matrix of `predict` on `dataset`.
 
     Args:
-        predict: Maps uint8 image batches to scores `(batch, num_classes)`.
-        dataset: Unbatched `(uint8 image, int label)` dataset; labels are
-            the model's class ids.
+        predict: Maps image batches (as `dataset` yields them, batched) to
+            scores `(batch, num_classes)`.
+        dataset: Unbatched `(image, int label)` dataset (uint8 images, or
+            preprocessed ones for `Classifier.predict_preprocessed`); labels
+            are the model's class ids.
         num_classes: Number of classes of the model.
         batch_size: Evaluation batch size.
 
@@ -268,24 +296,68 @@ def default_output(model_path):
     return f"{base}-{version}-evaluation"
 
 
-def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fraction, image_size,
-               skip_bad_images):
-    """`(unbatched dataset, class names)` of the data to evaluate on."""
+def _check_preprocessing(preprocessing):
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(
+            f"preprocessing must be one of {PREPROCESSINGS}; received {preprocessing!r}."
+        )
+    return preprocessing
+
+
+def _check_data_arguments(data_dir, dataset, subset, image_size, preprocessing):
     if bool(data_dir) == bool(dataset):
         raise ValueError("Pass exactly one of data_dir (image folder) or dataset (TFDS).")
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}; received {subset!r}.")
+    if image_size is None and (data_dir or preprocessing == "official"):
+        raise ValueError(
+            "The model's input size is unknown; pass image_size (--image-size), "
+            "the size to read the images at (with the official preprocessing: "
+            "its crop size)."
+        )
+
+
+def _read_own_size(data_dir, dataset, tfds_data_dir, split, subset, validation_fraction,
+                   skip_bad_images):
+    """`(unbatched dataset of uint8 images at their own size, class names)`.
+
+    The official transform needs each image as stored; `recipes.data` reads
+    images resized to one size, so its folder index and TFDS reader are used
+    directly.
+    """
+    if dataset:
+        builder, (images,) = data_lib._tfds_read(dataset, tfds_data_dir, [split], False)
+
+        def rgb(image, label):
+            if image.shape[-1] == 1:
+                image = tf.image.grayscale_to_rgb(image)
+            return image, tf.cast(label, tf.int32)
+
+        return images.map(rgb), list(builder.info.features["label"].names)
+    files = data_lib._index_folder(data_dir, 1, skip_bad_images)
+    fraction = 0.0 if subset == "all" else validation_fraction
+    kept, held_out = data_lib._hold_out(files, list(files), fraction)
+    pairs = held_out if subset == "validation" else kept
+
+    def read(path, label):
+        data = tf.io.read_file(path)
+        return tf.io.decode_image(data, channels=3, expand_animations=False), label
+
+    paths = tf.constant([path for path, _ in pairs], tf.string)
+    labels = tf.constant([label for _, label in pairs], tf.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE), list(files)
+
+
+def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fraction, image_size,
+               skip_bad_images):
+    """`(unbatched dataset, class names)` of the data to evaluate on."""
     if dataset:
         splits = data_lib.load_tfds(
             dataset, data_dir=tfds_data_dir, image_size=image_size,
             train_split=split, validation_split=split, cache=False,
         )
         return splits.train, splits.class_names
-    if image_size is None:
-        raise ValueError(
-            "The model's input size is unknown; pass image_size (--image-size), "
-            "the size to read the images at."
-        )
     fraction = 0.0 if subset == "all" else validation_fraction
     # One class is enough: the classes are matched against the model's.
     splits = data_lib.load_image_folder(
@@ -294,6 +366,19 @@ def _read_data(data_dir, dataset, tfds_data_dir, split, subset, validation_fract
     )
     chosen = splits.validation if subset == "validation" else splits.train
     return chosen, splits.class_names
+
+
+def _prepared_data(classifier, data_arguments, image_size, preprocessing, skip_bad_images):
+    """`(unbatched dataset, class names, predict)` for the chosen preprocessing."""
+    if preprocessing == "official":
+        images, class_names = _read_own_size(*data_arguments, skip_bad_images)
+        images = images.map(
+            lambda image, label: (preprocess_official(image, image_size), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return images, class_names, classifier.predict_preprocessed
+    images, class_names = _read_data(*data_arguments, image_size, skip_bad_images)
+    return images, class_names, classifier.predict
 
 
 def _class_notes(data_class_names, classifier):
@@ -334,6 +419,7 @@ def evaluate_model(
     batch_size=256,
     output=None,
     skip_bad_images=False,
+    preprocessing=None,
 ):
     """Evaluates a model file on data and writes the confusion matrix and numbers.
 
@@ -356,11 +442,15 @@ def evaluate_model(
             (default: `default_output(model)`, never inside a SavedModel).
         skip_bad_images: Skip (with a warning naming them) image-folder
             files that are not whole images, instead of refusing the folder.
+        preprocessing: `"resize"` or `"official"` (see the module
+            docstring); `None` (the default): `"resize"` for a `.keras`
+            file, the recorded preprocessing for a SavedModel.
 
     Returns:
         The `evaluate` dict plus `class_names` (the rows of the matrix),
-        `notes` (what the class check assumed), and `figure` / `report`,
-        the files written.
+        `notes` (what the class check assumed), `preprocessing` and
+        `image_size` (what the images went through), and `figure` /
+        `report`, the files written.
 
     Raises:
         ValueError: Bad arguments, an unreadable model, or data whose
@@ -373,16 +463,23 @@ def evaluate_model(
     (0.71, '/work/runs/tiny/saved_model-1-evaluation/evaluation.json')
     """
     _check_batch_size(batch_size)
+    if preprocessing is not None:
+        _check_preprocessing(preprocessing)
     classifier = load_classifier(model)
-    images, data_class_names = _read_data(
-        data_dir, dataset, tfds_data_dir, split, subset, validation_fraction,
-        image_size or classifier.image_size, skip_bad_images,
+    preprocessing = preprocessing or _check_preprocessing(classifier.preprocessing)
+    image_size = image_size or classifier.image_size
+    _check_data_arguments(data_dir, dataset, subset, image_size, preprocessing)
+    images, data_class_names, predict = _prepared_data(
+        classifier, (data_dir, dataset, tfds_data_dir, split, subset, validation_fraction),
+        image_size, preprocessing, skip_bad_images,
     )
     label_map = tf.constant(
         match_classes(data_class_names, classifier.class_names, classifier.num_classes)
     )
     images = images.map(lambda image, label: (image, tf.gather(label_map, label)))
-    result = evaluate(classifier.predict, images, classifier.num_classes, batch_size)
+    result = evaluate(predict, images, classifier.num_classes, batch_size)
+    result["preprocessing"] = preprocessing
+    result["image_size"] = None if image_size is None else list(image_size)
     result["class_names"] = classifier.class_names or list(data_class_names)
     result["notes"] = _class_notes(data_class_names, classifier)
     result["figure"], result["report"] = _write_report(result, output or default_output(model))

@@ -7,12 +7,13 @@ SavedModel both go through it. It needs TensorFlow only, as a production
 client would: the Keras model is not rebuilt.
 """
 
+import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from keras_wavevit.export import CLASS_NAMES_ASSET
+from keras_wavevit.export import CLASS_NAMES_ASSET, PREPROCESSING_ASSET
 
 
 def _check_version_directory(path):
@@ -31,6 +32,15 @@ def _read_class_names(path):
         return None
     with open(asset, encoding="utf-8") as handle:
         return [line.rstrip("\r\n") for line in handle if line.strip()]
+
+
+def _read_preprocessing(path):
+    """The export's `preprocessing.json` record, or `None` (an older export)."""
+    asset = os.path.join(path, "assets", PREPROCESSING_ASSET)
+    if not os.path.isfile(asset):
+        return None
+    with open(asset, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def _input_spec(signature):
@@ -54,8 +64,12 @@ class SavedModelClassifier:
         class_names: Class names from the export's `class_names.txt` asset
             (line `i` is class `i`), or `None` when exported without them.
         image_size: `(height, width)` the graph resizes images to (the input
-            of `serving_preprocessed`), or `None` if the SavedModel does not
-            say.
+            of `serving_preprocessed`, else the export's record), or `None`
+            if the SavedModel does not say.
+        preprocessing: The in-graph preprocessing the export records in
+            `assets/preprocessing.json`: `"resize"` (bilinear) or
+            `"official"` (the official evaluation transform), or `None` for
+            a SavedModel without that record.
         num_classes: Length of the `probabilities` output, or `None` if the
             signature leaves it open.
 
@@ -95,10 +109,13 @@ class SavedModelClassifier:
                 "SavedModelClassifier sends uint8 pixels."
             )
         self.class_names = _read_class_names(self.path)
-        self.image_size = None
-        if "serving_preprocessed" in signatures:
-            size = tuple(_input_spec(signatures["serving_preprocessed"]).shape[1:3])
-            self.image_size = None if None in size else size
+        record = _read_preprocessing(self.path) or {}
+        self.preprocessing = record.get("preprocessing")
+        self._preprocessed = signatures.get("serving_preprocessed")
+        self.image_size = tuple(record["image_size"]) if record.get("image_size") else None
+        if self._preprocessed is not None:
+            size = tuple(_input_spec(self._preprocessed).shape[1:3])
+            self.image_size = self.image_size if None in size else size
         probabilities = self._serve.structured_outputs.get("probabilities")
         self.num_classes = None if probabilities is None else probabilities.shape[-1]
 
@@ -132,4 +149,37 @@ class SavedModelClassifier:
                 f"{images.dtype} with shape {images.shape}."
             )
         outputs = self._serve(images=tf.constant(images))
+        return {name: value.numpy() for name, value in outputs.items()}
+
+    def predict_preprocessed(self, images):
+        """Every output of `serving_preprocessed` for preprocessed images.
+
+        For images preprocessed outside the graph (e.g. by
+        `keras_wavevit.preprocessing.preprocess_official` in a `tf.data`
+        pipeline): the signature applies no preprocessing.
+
+        Args:
+            images: float32 `(batch, height, width, 3)` at `image_size`,
+                normalised.
+
+        Returns:
+            A dict of numpy arrays, as `predict`.
+
+        Raises:
+            ValueError: The SavedModel has no `serving_preprocessed`
+                signature.
+
+        Example:
+
+        >>> from keras_wavevit.preprocessing import preprocess_official  # doctest: +SKIP
+        >>> batch = preprocess_official(images, client.image_size)  # doctest: +SKIP
+        >>> client.predict_preprocessed(batch)["class_ids"]  # doctest: +SKIP
+        array([3, 3])
+        """
+        if self._preprocessed is None:
+            raise ValueError(
+                f"The SavedModel at {self.path!r} has no serving_preprocessed "
+                "signature to take preprocessed images."
+            )
+        outputs = self._preprocessed(images=tf.cast(images, tf.float32))
         return {name: value.numpy() for name, value in outputs.items()}

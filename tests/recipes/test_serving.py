@@ -88,3 +88,37 @@ def test_signature_without_uint8_images_is_refused(tmp_path):
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     with pytest.raises(ValueError, match=r"must take one input `images`; it takes \['pixels'\]"):
         SavedModelClassifier(path)
+
+
+def test_reads_the_recorded_preprocessing_and_takes_preprocessed_images(exported, tmp_path):
+    from keras_wavevit.preprocessing import preprocess_official
+
+    model = exported["model"]
+    official = SavedModelClassifier(export_saved_model(model, tmp_path / "official",
+                                                       preprocessing="official"))
+    assert (official.preprocessing, official.image_size) == ("official", (16, 16))
+    assert SavedModelClassifier(exported["named"]).preprocessing == "resize"
+    images = np.random.default_rng(5).integers(0, 256, (2, 30, 22, 3)).astype("uint8")
+    batch = preprocess_official(images, official.image_size)
+    expected = tf.nn.softmax(model(batch)).numpy()
+    np.testing.assert_allclose(official.predict_preprocessed(batch)["probabilities"],
+                               expected, atol=1e-6)
+    np.testing.assert_allclose(official.predict(images)["probabilities"], expected, atol=1e-5)
+
+
+def test_image_size_falls_back_to_the_export_record(tmp_path):
+    # A SavedModel with only an any-size uint8 signature and the record.
+    module = tf.Module()
+    module.serve = tf.function(
+        lambda images: {"probabilities": tf.ones((tf.shape(images)[0], 2))},
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")],
+    )
+    path = str(tmp_path / "1")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    os.makedirs(os.path.join(path, "assets"), exist_ok=True)
+    with open(os.path.join(path, "assets", "preprocessing.json"), "w") as handle:
+        handle.write('{"preprocessing": "resize", "image_size": [24, 20]}')
+    client = SavedModelClassifier(path)
+    assert client.image_size == (24, 20) and client.preprocessing == "resize"
+    with pytest.raises(ValueError, match="has no serving_preprocessed signature"):
+        client.predict_preprocessed(np.zeros((1, 24, 20, 3), "float32"))
