@@ -77,13 +77,18 @@ def _load_weights(model, weights):
         return
     head = [layer for layer in model.layers if layer.name in HEAD_LAYER_NAMES]
     body = [layer for layer in model.layers if layer.name not in HEAD_LAYER_NAMES]
-    keras.saving.load_weights(
-        model, os.path.join(weights, PRESET_BACKBONE_WEIGHTS), objects_to_skip=head
-    )
+    parts = [(PRESET_BACKBONE_WEIGHTS, head)]
     if any(layer.weights for layer in head):
-        keras.saving.load_weights(
-            model, os.path.join(weights, PRESET_HEAD_WEIGHTS), objects_to_skip=body
-        )
+        parts.append((PRESET_HEAD_WEIGHTS, body))
+    for name, skipped in parts:
+        try:
+            keras.saving.load_weights(model, os.path.join(weights, name), objects_to_skip=skipped)
+        except ValueError as error:
+            raise ValueError(
+                f"The preset {os.fspath(weights)} does not fit this model's architecture "
+                "(keras_wavevit.presets.load_preset builds the preset's own): "
+                f"{name}: {str(error).split(' Target variable:')[0]}"  # not the values
+            ) from None
 
 
 def _model_config(config, architecture, input_shape, drop_path_rate):

@@ -79,6 +79,15 @@ def test_builder_loads_a_preset_directory(classifier, preset_dir):
                                run(tokens)[:, 0], atol=1e-6)
 
 
+def test_builder_refuses_a_preset_of_another_architecture(preset_dir):
+    with pytest.raises(ValueError, match=r"(?s)does not fit this model's architecture .*"
+                       r"task.weights.h5: .*variable.shape=\(32, 4\), Received: value.shape=\(32, 3\)"):
+        keras_wavevit.WaveViT(**MICRO_CLASSIFIER | {"num_classes": 4}, token_label=True,
+                              weights=preset_dir)
+    with pytest.raises(ValueError, match=r"(?s)does not fit .*model.weights.h5: "):
+        keras_wavevit.WaveViT(**MICRO_CLASSIFIER | {"stem_hidden_dim": 4}, weights=preset_dir)
+
+
 def test_backbone_preset_round_trip(tmp_path):
     backbone = keras_wavevit.WaveViT(**MICRO_ARCHITECTURE, input_shape=(32, 32, 3),
                                      include_top=False)
