@@ -49,18 +49,7 @@ def configure_parser(parser):
         "output", nargs="?", default=None,
         help="where to write: OUTPUT.weights.h5 or OUTPUT.keras (optional with --preset)",
     )
-    parser.add_argument(
-        "--preset", metavar="DIR", default=None,
-        help="also (or only) write a preset directory: config, weights, class names and "
-        "the official evaluation preprocessing (crop_pct 0.96, bicubic); it loads with "
-        "keras_wavevit.presets.load_preset(DIR), WaveViTSmall(weights=DIR) and "
-        "keras-hub's from_preset(DIR) (after import keras_wavevit.hub)",
-    )
-    parser.add_argument(
-        "--class-names", metavar="FILE", default=None,
-        help="the preset's class names, one a line (default: the ImageNet-1k names "
-        "for 1000 classes, none otherwise)",
-    )
+    _add_preset_arguments(parser)
     architecture = parser.add_mutually_exclusive_group(required=True)
     architecture.add_argument(
         "--variant", choices=tuple(PRESETS), help="named variant (S/B/L = small/base/large)"
@@ -102,6 +91,21 @@ def configure_parser(parser):
         metavar="SIZE",
         help="input size of the saved model: N, HxW or 'any' (default: the "
         "architecture's, 224 for small/base/large)",
+    )
+
+
+def _add_preset_arguments(parser):
+    parser.add_argument(
+        "--preset", metavar="DIR", default=None,
+        help="also (or only) write a preset directory: config, weights, class names and "
+        "the official evaluation preprocessing (crop_pct 0.96, bicubic); it loads with "
+        "keras_wavevit.presets.load_preset(DIR), WaveViTSmall(weights=DIR) and "
+        "keras-hub's from_preset(DIR) (after import keras_wavevit.hub)",
+    )
+    parser.add_argument(
+        "--class-names", metavar="FILE", default=None,
+        help="the preset's class names, one a line (default: the ImageNet-1k names "
+        "for 1000 classes, none otherwise)",
     )
 
 

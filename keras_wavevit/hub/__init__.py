@@ -21,9 +21,16 @@ Example:
 ...     "wavevit_s_preset")  # doctest: +SKIP
 """
 
-from keras_wavevit.hub.backbone import WaveViTBackbone
-from keras_wavevit.hub.classifier import WaveViTImageClassifier
-from keras_wavevit.hub.preprocessor import (
+try:
+    import keras_hub  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        'keras_wavevit.hub needs keras-hub: pip install "keras-wavevit[hub]".'
+    ) from error
+
+from keras_wavevit.hub.backbone import WaveViTBackbone  # noqa: E402
+from keras_wavevit.hub.classifier import WaveViTImageClassifier  # noqa: E402
+from keras_wavevit.hub.preprocessor import (  # noqa: E402
     WaveViTImageClassifierPreprocessor,
     WaveViTImageConverter,
 )

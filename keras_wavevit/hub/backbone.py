@@ -50,9 +50,8 @@ class WaveViTBackbone(FeaturePyramidBackbone):
     ...     embed_dims=(8, 16, 32, 32), num_heads=(1, 1, 2, 2),
     ...     mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),
     ...     sr_ratios=(2, 1, 1, 1), stem_hidden_dim=8,
-    ...     input_shape=(64, 64, 3))  # doctest: +SKIP
+    ...     input_shape=(64, 64, 3))
     >>> {key: value.shape[1] for key, value in backbone.pyramid_outputs.items()}
-    ... # doctest: +SKIP
     {'P2': 16, 'P3': 8, 'P4': 4, 'P5': 2}
 
     Reference:

@@ -32,14 +32,14 @@ class WaveViTImageClassifier(ImageClassifier):
 
     Example:
 
-    >>> import numpy as np  # doctest: +SKIP
+    >>> import numpy as np
     >>> backbone = WaveViTBackbone(
     ...     embed_dims=(8, 16, 32, 32), num_heads=(1, 1, 2, 2),
     ...     mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),
     ...     sr_ratios=(2, 1, 1, 1), stem_hidden_dim=8, stem_stride=2,
-    ...     input_shape=(32, 32, 3))  # doctest: +SKIP
-    >>> classifier = WaveViTImageClassifier(backbone, num_classes=3)  # doctest: +SKIP
-    >>> classifier.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape  # doctest: +SKIP
+    ...     input_shape=(32, 32, 3))
+    >>> classifier = WaveViTImageClassifier(backbone, num_classes=3)
+    >>> classifier.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape
     (1, 3)
     """
 

@@ -32,10 +32,11 @@ class WaveViTImageConverter(ImageConverter):
 
     Example:
 
-    >>> import numpy as np  # doctest: +SKIP
-    >>> converter = WaveViTImageConverter(image_size=(4, 4))  # doctest: +SKIP
-    >>> converter(np.full((1, 8, 8, 3), 255.0)).shape  # doctest: +SKIP
-    TensorShape([1, 4, 4, 3])
+    >>> import numpy as np
+    >>> converter = WaveViTImageConverter(image_size=(4, 4), crop_pct=0.96,
+    ...                                   interpolation="bicubic")
+    >>> tuple(converter(np.full((1, 8, 8, 3), 255.0)).shape)
+    (1, 4, 4, 3)
     """
 
     backbone_cls = WaveViTBackbone
@@ -93,7 +94,9 @@ class WaveViTImageClassifierPreprocessor(ImageClassifierPreprocessor):
     Example:
 
     >>> preprocessor = WaveViTImageClassifierPreprocessor(
-    ...     WaveViTImageConverter(image_size=(32, 32)))  # doctest: +SKIP
+    ...     WaveViTImageConverter(image_size=(32, 32)))
+    >>> preprocessor.image_converter.crop_pct is None
+    True
     """
 
     backbone_cls = WaveViTBackbone

@@ -1,5 +1,6 @@
 """Tests of the keras-hub classes (`keras_wavevit.hub`, the optional `hub` extra)."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -147,3 +148,12 @@ def test_import_keras_wavevit_does_not_import_keras_hub():
             "assert 'keras_hub' not in sys.modules, 'keras_hub imported'")
     root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=300)
+
+
+def test_without_keras_hub_the_import_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # as if not installed
+    for name in [name for name in sys.modules if name.startswith("keras_wavevit.hub")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError, match=r'keras_wavevit.hub needs keras-hub: pip install '
+                       r'"keras-wavevit\[hub\]"'):
+        importlib.import_module("keras_wavevit.hub")
