@@ -435,8 +435,9 @@ def evaluate_model(
         subset: For an image folder: `"all"` images, or the training
             recipe's `"validation"` or `"train"` split of it.
         validation_fraction: The share held out by that split.
-        image_size: `(height, width)` to read images at (default: the
-            model's input size, or the size a SavedModel resizes to).
+        image_size: `(height, width)` (or an int) to read images at, the
+            crop size with the official preprocessing (default: the model's
+            input size, or the size a SavedModel resizes to).
         batch_size: Evaluation batch size.
         output: Directory for `confusion_matrix.png` and `evaluation.json`
             (default: `default_output(model)`, never inside a SavedModel).
@@ -468,6 +469,8 @@ def evaluate_model(
     classifier = load_classifier(model)
     preprocessing = preprocessing or _check_preprocessing(classifier.preprocessing)
     image_size = image_size or classifier.image_size
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
     _check_data_arguments(data_dir, dataset, subset, image_size, preprocessing)
     images, data_class_names, predict = _prepared_data(
         classifier, (data_dir, dataset, tfds_data_dir, split, subset, validation_fraction),

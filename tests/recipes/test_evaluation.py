@@ -145,3 +145,39 @@ def test_saved_model_without_class_names_matches_by_count(exported, tmp_path):
     result = evaluate_model(unnamed, data_dir=three)
     assert result["notes"] == [evaluation.COUNT_MATCH_NOTE.format(count=3)]
     assert result["report"] == str(tmp_path / "unnamed-1-evaluation" / "evaluation.json")
+
+
+def test_official_preprocessing_of_a_tfds_split(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_wavevit.preprocessing import preprocess_official
+
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((None, None, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    ten_classes = keras.Model(inputs, keras.layers.Dense(10)(features))
+    model_file = str(tmp_path / "model.keras")
+    ten_classes.save(model_file)
+    with tfds.testing.mock_data(num_examples=6):
+        result = evaluate_model(model_file, dataset="cifar10", split="test", image_size=12,
+                                preprocessing="official", output=str(tmp_path / "out"))
+        pairs = list(tfds.load("cifar10", split="test", as_supervised=True))
+    predicted = [int(np.argmax(ten_classes(preprocess_official(image, 12)[None])))
+                 for image, _ in pairs]
+    expected = np.zeros((10, 10), int)
+    for (_, label), guess in zip(pairs, predicted):
+        expected[int(label), guess] += 1
+    assert result["count"] == 6 and result["preprocessing"] == "official"
+    assert result["confusion_matrix"] == expected.tolist()
+    assert result["image_size"] == [12, 12]
+
+
+def test_official_preprocessing_reads_the_held_out_images_of_a_folder(exported, tmp_path):
+    folder = str(tmp_path / "data")
+    write_folder(folder, ["cat", "dog", "fox"], per_class=4, size=(20, 26))
+    result = evaluate_model(exported["saved"], data_dir=folder, subset="validation",
+                            validation_fraction=0.5, preprocessing="official",
+                            output=str(tmp_path / "out"))
+    assert result["count"] == 6 and result["preprocessing"] == "official"
+    with pytest.raises(ValueError, match=r"preprocessing must be one of \('resize', "
+                                         r"'official'\); received 'crop'"):
+        evaluate_model(exported["saved"], data_dir=folder, preprocessing="crop")
