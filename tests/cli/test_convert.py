@@ -213,3 +213,13 @@ def test_preset_errors_before_reading_the_checkpoint(tiny_files, tmp_path, capsy
         assert convert(*args) == 2
         assert error_line(capsys).startswith(f"keras-wavevit convert: error: {message}")
     assert not (tmp_path / "p").exists()
+
+
+def test_a_1000_class_preset_gets_the_imagenet_names(tiny_files, tmp_path):
+    checkpoint, config = tiny_files
+    preset = tmp_path / "imagenet_head"
+    # --skip-head: the fixture's 10-class head stays out of a 1000-class model.
+    assert convert(checkpoint, "--preset", preset, "--config", config, "--skip-head") == 0
+    info = presets.read_preset(preset)
+    assert info["head"]["num_classes"] == 1000
+    assert info["class_names"] == list(keras_wavevit.IMAGENET_CLASS_NAMES)
