@@ -57,7 +57,9 @@ class SavedModelClassifier:
     """Classifies uint8 images with an exported SavedModel version directory.
 
     Loads `path` with `tf.saved_model.load` and calls its `serving_default`
-    signature (uint8 images of any size; the graph resizes and normalises).
+    signature (uint8 images of any size; the graph preprocesses them as the
+    export recorded), or `serving_preprocessed` for images preprocessed
+    outside the graph (`predict_preprocessed`).
 
     Attributes:
         path: The version directory.
