@@ -37,6 +37,7 @@ import functools
 import importlib.util
 import logging
 import os
+import warnings
 
 import keras
 
@@ -157,8 +158,8 @@ def _not_about_custom_gradients(record):
 
 
 @contextlib.contextmanager
-def _no_custom_gradient_warnings():
-    """Hides the converters' absl warnings about unsaved custom gradients.
+def _quiet_converters():
+    """Hides the converters' noise: absl warnings about unsaved custom gradients.
 
     The LiteRT converter reloads a SavedModel written without the wavelet
     transforms' gradient functions and warns once per function; these
@@ -167,7 +168,10 @@ def _no_custom_gradient_warnings():
     absl_logger = logging.getLogger("absl")
     absl_logger.addFilter(_not_about_custom_gradients)
     try:
-        yield
+        with warnings.catch_warnings():
+            # Keras' tf2onnx patch probes `np.object`, which NumPy 2 warns about.
+            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
+            yield
     finally:
         absl_logger.removeFilter(_not_about_custom_gradients)
 
@@ -180,7 +184,7 @@ def _write(inference_model, path, format, options, overwrite):
         input_signature=[inference_model.inputs[0]],
         **options,
     )
-    with fused_ops(False), _no_custom_gradient_warnings():
+    with fused_ops(False), _quiet_converters():
         if format == "openvino":
             with atomic_directory(path, replace=overwrite) as staging:
                 export(os.path.join(staging, OPENVINO_MODEL_FILE))

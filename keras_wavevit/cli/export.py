@@ -1,16 +1,38 @@
-"""`keras-wavevit export`: a `.keras` model file -> a SavedModel for TensorFlow Serving.
+"""`keras-wavevit export`: a `.keras` model file -> SavedModel, ONNX, OpenVINO IR or LiteRT.
 
-Arguments only; the work is `keras_wavevit.export.export_saved_model`.
+Arguments only; the work is `keras_wavevit.export_formats.export_model`
+(the SavedModel: `keras_wavevit.export.export_saved_model`).
 
 Example:
 
     keras-wavevit export runs/tiny/best.keras serving/wavevit --class-names cat,dog,fox
     keras-wavevit export model.keras serving/wavevit --version 2 --image-size 224 --top-k 3
+    keras-wavevit export model.keras wavevit.onnx --format onnx
+    keras-wavevit export model.keras wavevit_openvino --format openvino
+    keras-wavevit export model.keras wavevit.tflite --format litert
 """
 
 from keras_wavevit.cli.arguments import image_size_argument
-from keras_wavevit.export import export_saved_model
+from keras_wavevit.export_formats import FORMATS, export_model
 from keras_wavevit.weights.model_file import load_model_file
+
+# The flags of the SavedModel only (the other formats have no class names,
+# top-k, versions or in-graph resizing), and their values when not given.
+SAVED_MODEL_FLAGS = {
+    "version": ("--version", None),
+    "class_names": ("--class-names", None),
+    "class_names_file": ("--class-names-file", None),
+    "no_logits": ("--no-logits", False),
+    "top_k": ("--top-k", None),
+    "preprocessing": ("--preprocessing", None),
+}
+
+FORMAT_NAMES = {
+    "saved_model": "SavedModel",
+    "onnx": "ONNX model",
+    "openvino": "OpenVINO IR",
+    "litert": "LiteRT model",
+}
 
 
 def _read_class_names(args):
@@ -20,6 +42,28 @@ def _read_class_names(args):
         with open(args.class_names_file, encoding="utf-8") as handle:
             return [line.rstrip("\r\n") for line in handle if line.strip()]
     return None
+
+
+def _format_options(args):
+    """The options of `export_model` for `args.format`; refuses misplaced flags."""
+    if args.format != "saved_model":
+        given = [flag for name, (flag, unset) in SAVED_MODEL_FLAGS.items()
+                 if getattr(args, name) != unset]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} only apply to --format saved_model, not "
+                f"--format {args.format}."
+            )
+        return {}
+    options = dict(
+        class_names=_read_class_names(args),
+        version=1 if args.version is None else args.version,
+        include_logits=not args.no_logits,
+        top_k=args.top_k,
+    )
+    if args.preprocessing is not None:
+        options["preprocessing"] = args.preprocessing
+    return options
 
 
 def configure_parser(parser):
@@ -39,8 +83,21 @@ def configure_parser(parser):
     (2, (64, 48), 3)
     """
     parser.add_argument("model", help="the trained model, a .keras file")
-    parser.add_argument("path", help="model base path; writes PATH/VERSION/")
-    parser.add_argument("--version", type=int, default=1, help="version number (default 1)")
+    parser.add_argument(
+        "path",
+        help="saved_model: the model base path (writes PATH/VERSION/); onnx: a .onnx "
+        "file; openvino: a directory (model.xml, model.bin); litert: a .tflite file",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="saved_model",
+        help="what to write (default saved_model); onnx, openvino and litert take "
+        "float32 pixels [0, 255] at the model's size and output logits and probabilities",
+    )
+    parser.add_argument(
+        "--version", type=int, help="saved_model: version number (default 1)"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing version"
     )
@@ -48,7 +105,8 @@ def configure_parser(parser):
         "--image-size",
         type=image_size_argument(),
         metavar="N|HxW",
-        help="size the serving graph resizes images to (default: the model's input size)",
+        help="saved_model: size the serving graph resizes images to; other formats: "
+        "the input size (default: the model's input size)",
     )
     names = parser.add_mutually_exclusive_group()
     names.add_argument("--class-names", help="comma-separated class names, in class-id order")
@@ -65,10 +123,19 @@ def configure_parser(parser):
         help="classes in the top_k_* outputs, 0 for none (default: 5, or the class "
         "count when smaller)",
     )
+    parser.add_argument(
+        "--preprocessing",
+        choices=("resize", "official"),
+        help="saved_model: the in-graph preprocessing, a bilinear resize (default) or "
+        "the official evaluation transform (bicubic short side to size/0.96, centre crop)",
+    )
 
 
 def run(args):
     """Runs `keras-wavevit export`: loads a .keras model and exports it.
+
+    The SavedModel-only flags given with another `--format` are refused
+    before the model is read.
 
     Args:
         args: Parsed arguments from `configure_parser`.
@@ -82,16 +149,14 @@ def run(args):
     >>> main(["export", "model.keras", "serving/wavevit"])  # doctest: +SKIP
     0
     """
-    class_names = _read_class_names(args)
-    written = export_saved_model(
+    options = _format_options(args)
+    written = export_model(
         load_model_file(args.model, compile=False),
         args.path,
+        format=args.format,
         image_size=args.image_size,
-        class_names=class_names,
-        version=args.version,
         overwrite=args.overwrite,
-        include_logits=not args.no_logits,
-        top_k=args.top_k,
+        **options,
     )
-    print(f"SavedModel written to {written}")
+    print(f"{FORMAT_NAMES[args.format]} written to {written}")
     return 0

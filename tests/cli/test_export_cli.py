@@ -1,12 +1,16 @@
-"""`keras-wavevit export` (`keras_wavevit.cli.export`): arguments to a SavedModel."""
+"""`keras-wavevit export` (`keras_wavevit.cli.export`): arguments to a SavedModel or another format."""
 
 import argparse
+import json
 import os
 
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_wavevit.cli import export as export_cli
+from keras_wavevit.preprocessing import normalize_images
 from tests.test_export import plain_classifier
 
 
@@ -76,3 +80,48 @@ def test_corrupt_model_file_is_not_reported_as_missing(tmp_path, content):
     assert not (tmp_path / "models").exists()
     with pytest.raises(FileNotFoundError, match="Model file not found"):
         export_cli.run(parse([str(tmp_path / "missing.keras"), str(tmp_path / "models")]))
+
+
+def test_onnx_format(tmp_path, capsys):
+    pytest.importorskip("tf2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model = plain_classifier()
+    model_file = str(tmp_path / "model.keras")
+    model.save(model_file)
+    path = str(tmp_path / "wavevit.onnx")
+    assert export_cli.run(parse([model_file, path, "--format", "onnx"])) == 0
+    assert capsys.readouterr().out == f"ONNX model written to {path}\n"
+    images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(["probabilities"], {"images": images})
+    expected = keras.ops.softmax(model.predict(normalize_images(images), verbose=0))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--version", "2"], ["--class-names", "a,b,c"], ["--no-logits"], ["--top-k", "1"],
+    ["--preprocessing", "official"], ["--class-names-file", "names.txt", "--top-k", "0"],
+])
+def test_saved_model_flags_are_refused_for_other_formats(tmp_path, flags):
+    given = ", ".join(flag for flag in flags if flag.startswith("--"))
+    with pytest.raises(ValueError, match=rf"^{given} only apply to --format saved_model, "
+                                         r"not --format litert\.$"):
+        export_cli.run(parse(["missing.keras", str(tmp_path / "m.tflite"), "--format", "litert",
+                              *flags]))
+    assert os.listdir(tmp_path) == []
+
+
+def test_format_and_preprocessing_choices(capsys):
+    for flag in ("--format", "--preprocessing"):
+        with pytest.raises(SystemExit):
+            parse(["m.keras", "out", flag, "tflite"])
+        assert f"argument {flag}: invalid choice: 'tflite'" in capsys.readouterr().err
+
+
+def test_official_preprocessing_reaches_the_saved_model(tmp_path):
+    model_file = str(tmp_path / "model.keras")
+    plain_classifier().save(model_file)
+    base = tmp_path / "models"
+    assert export_cli.run(parse([model_file, str(base), "--preprocessing", "official"])) == 0
+    asset = json.loads((base / "1" / "assets" / "preprocessing.json").read_text())
+    assert asset["preprocessing"] == "official"
