@@ -88,11 +88,15 @@ import tensorflow as tf
 from keras_wavevit.files import atomic_directory
 from keras_wavevit.layers.checks import check_tensorflow_backend
 from keras_wavevit.layers.fusion import fused_ops
-from keras_wavevit.preprocessing import OFFICIAL_CROP_PCT, normalize_images, preprocess_official
+from keras_wavevit.preprocessing import (
+    OFFICIAL_CROP_PCT,
+    check_preprocessing,
+    normalize_images,
+    preprocess_official,
+)
 
 CLASS_NAMES_ASSET = "class_names.txt"
 PREPROCESSING_ASSET = "preprocessing.json"
-PREPROCESSINGS = ("resize", "official")
 SIGNATURES = ("serving_default", "serving_bytes", "serving_float", "serving_preprocessed")
 DEFAULT_TOP_K = 5
 
@@ -391,14 +395,6 @@ def _validate_top_k(top_k, num_classes):
     return top_k
 
 
-def _validate_preprocessing(preprocessing):
-    if preprocessing not in PREPROCESSINGS:
-        raise ValueError(
-            f"preprocessing must be one of {PREPROCESSINGS}; received {preprocessing!r}."
-        )
-    return preprocessing
-
-
 def _validate_arguments(model, path, version, image_size, class_names, top_k):
     """Checks every argument of `export_saved_model` before any work.
 
@@ -514,7 +510,7 @@ def export_saved_model(
     version, options = _validate_arguments(
         model, path, version, image_size, class_names, top_k
     )
-    preprocessing = _validate_preprocessing(preprocessing)
+    preprocessing = check_preprocessing(preprocessing)
     head = _logits_model(model)
     target = os.path.join(os.path.abspath(os.fspath(path)), str(version))
     if os.path.exists(target) and not overwrite:

@@ -59,6 +59,37 @@ def _is_tensorflow_tensor(value):
 
 OFFICIAL_CROP_PCT = 0.96
 OFFICIAL_IMAGE_SIZE = 224
+# The preprocessing choices of the export and of evaluation: "resize" (the
+# training recipe's bilinear resize) or "official" (`preprocess_official`).
+PREPROCESSINGS = ("resize", "official")
+
+
+def check_preprocessing(preprocessing):
+    """Returns `preprocessing` if it names one of `PREPROCESSINGS`.
+
+    Args:
+        preprocessing: `"resize"` or `"official"`.
+
+    Returns:
+        `preprocessing`.
+
+    Raises:
+        ValueError: Any other value, naming the choices.
+
+    Example:
+
+    >>> check_preprocessing("official")
+    'official'
+    >>> check_preprocessing("crop")
+    Traceback (most recent call last):
+    ...
+    ValueError: preprocessing must be one of ('resize', 'official'); received 'crop'.
+    """
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(
+            f"preprocessing must be one of {PREPROCESSINGS}; received {preprocessing!r}."
+        )
+    return preprocessing
 
 
 def _check_crop_pct(crop_pct):

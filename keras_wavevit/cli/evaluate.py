@@ -23,7 +23,7 @@ Example:
 import argparse
 
 from keras_wavevit.cli.arguments import image_size_argument
-from keras_wavevit.export import PREPROCESSINGS
+from keras_wavevit.preprocessing import PREPROCESSINGS
 from keras_wavevit.recipes.evaluation import SUBSETS, evaluate_model
 
 

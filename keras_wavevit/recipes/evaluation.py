@@ -33,9 +33,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_wavevit.export import PREPROCESSINGS
 from keras_wavevit.files import atomic_path, atomic_write_text
-from keras_wavevit.preprocessing import normalize_images, preprocess_official
+from keras_wavevit.preprocessing import (
+    check_preprocessing,
+    normalize_images,
+    preprocess_official,
+)
 from keras_wavevit.recipes import data as data_lib
 from keras_wavevit.recipes.serving import SavedModelClassifier
 from keras_wavevit.weights.model_file import load_model_file
@@ -296,14 +299,6 @@ def default_output(model_path):
     return f"{base}-{version}-evaluation"
 
 
-def _check_preprocessing(preprocessing):
-    if preprocessing not in PREPROCESSINGS:
-        raise ValueError(
-            f"preprocessing must be one of {PREPROCESSINGS}; received {preprocessing!r}."
-        )
-    return preprocessing
-
-
 def _check_data_arguments(data_dir, dataset, subset, image_size, preprocessing):
     if bool(data_dir) == bool(dataset):
         raise ValueError("Pass exactly one of data_dir (image folder) or dataset (TFDS).")
@@ -465,9 +460,9 @@ def evaluate_model(
     """
     _check_batch_size(batch_size)
     if preprocessing is not None:
-        _check_preprocessing(preprocessing)
+        check_preprocessing(preprocessing)
     classifier = load_classifier(model)
-    preprocessing = preprocessing or _check_preprocessing(classifier.preprocessing)
+    preprocessing = preprocessing or check_preprocessing(classifier.preprocessing)
     image_size = image_size or classifier.image_size
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
