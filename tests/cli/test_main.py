@@ -1,11 +1,17 @@
-"""`keras-wavevit` entry point: subcommand dispatch and one-line errors."""
+"""`keras-wavevit` entry point: subcommand dispatch, one-line errors, quiet output."""
 
+import os
+import pathlib
+import subprocess
 import sys
 import types
 
 import pytest
 
 from keras_wavevit import cli
+from keras_wavevit.cli import output
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _fake_subcommand(monkeypatch, error):
@@ -60,3 +66,103 @@ def test_unknown_subcommand_is_an_argparse_error(capsys):
         cli.main(["fly"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'fly'" in capsys.readouterr().err
+
+
+# --- TensorFlow's logs: hidden unless --verbose ---------------------------------------
+
+# Lines TensorFlow 2.21 writes, as the C++ code writes them (file descriptor 2).
+CUINIT = (b"E0000 00:00:1796000618.745454   18513 cuda_platform.cc:52] failed call to cuInit: "
+          b"INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+PREDICT_COST = (b"W0000 00:00:1796000627.940271   18513 op_level_cost_estimator.cc:699] Error in "
+                b"PredictCost() for the op: op: \"CropAndResize\" attr { key: \"T\" }\n")
+XLA = (b"I0000 00:00:1796000813.174039   18992 device_compiler.h:208] Compiled cluster using "
+       b"XLA!  This line is logged at most once for the lifetime of the process.\n")
+REAL_ERROR = b"E0000 00:00:1796000813.174039   18992 kernel.cc:1] Out of memory\n"
+GRADIENTS = ("Importing a function (__inference_internal_grad_fn_53392) with ops with unsaved "
+             "custom gradients. Will likely fail if a gradient is requested.")
+
+
+def _noisy_subcommand(monkeypatch):
+    from absl import logging as absl_logging
+
+    module = types.ModuleType("noisy_subcommand")
+    module.configure_parser = lambda parser: parser.add_argument("path")
+
+    def run(args):
+        os.write(2, CUINIT + PREDICT_COST + b"partial line without newline, then " + XLA)
+        os.write(2, REAL_ERROR + b"a last line without a newline")
+        absl_logging.warning(GRADIENTS)
+        absl_logging.warning("a warning the user should see")
+        print(f"Model written to {args.path}")
+        return 0
+
+    module.run = run
+    monkeypatch.setitem(sys.modules, "noisy_subcommand", module)
+    monkeypatch.setattr(cli, "SUBCOMMANDS", {"noisy": ("noisy_subcommand", "noise")})
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_logs_are_hidden_unless_verbose(monkeypatch, capfd, caplog, verbose):
+    _noisy_subcommand(monkeypatch)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert cli.main(["noisy", "out/1"] + ["--verbose"] * verbose) == 0
+    captured = capfd.readouterr()
+    assert captured.out == "Model written to out/1\n"
+    kept = REAL_ERROR.decode() + "a last line without a newline"
+    noise = [line.decode() for line in (CUINIT, PREDICT_COST, XLA)]
+    if verbose:
+        assert captured.err == "".join(noise[:2]) + "partial line without newline, then " + \
+            noise[2] + kept
+    else:
+        assert captured.err == "partial line without newline, then " + noise[2] + kept
+    messages = [record.getMessage() for record in caplog.records]
+    assert "a warning the user should see" in messages
+    assert (GRADIENTS in messages) == verbose
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # restored
+
+
+def test_verbose_switch_and_train_progress_levels():
+    assert output.take_verbose_flag(["export", "--verbose", "m.keras", "out"]) == (
+        True, ["export", "m.keras", "out"])
+    assert output.take_verbose_flag(["train", "--epochs", "2", "--verbose"]) == (
+        True, ["train", "--epochs", "2"])
+    for level in ("auto", "0", "1", "2"):
+        argv = ["train", "--verbose", level, "--verbose"]
+        assert output.take_verbose_flag(argv) == (True, ["train", "--verbose", level])
+    assert output.take_verbose_flag(["train", "--verbose=1"]) == (False, ["train", "--verbose=1"])
+    # The levels `train --verbose` takes are TrainConfig's.
+    from keras_wavevit.recipes.train_config import VERBOSITY
+
+    assert output.TRAIN_VERBOSITY == tuple(str(level) for level in VERBOSITY)
+
+
+_IMPORT_THEN_MAIN = (
+    "import sys\n"
+    "from keras_wavevit import cli\n"
+    "print('IMPORTED', file=sys.stderr, flush=True)\n"
+    "raise SystemExit(cli.main())\n"
+)
+
+
+def test_export_prints_its_error_and_tensorflow_logs_only_with_verbose(tmp_path):
+    """A real command in a fresh process: the lines TensorFlow writes once the
+    package is imported (loading the model starts its devices; the model's
+    unknown input size then stops the export before any work)."""
+    from tests.test_export import plain_classifier
+
+    model = str(tmp_path / "model.keras")
+    plain_classifier(input_shape=(None, None, 3)).save(model)
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    after_import = {}
+    for verbose in (False, True):
+        result = subprocess.run(
+            [sys.executable, "-c", _IMPORT_THEN_MAIN, "export", model, str(tmp_path / "served")]
+            + ["--verbose"] * verbose,
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 2, result.stderr[-3000:]
+        lines = result.stderr.split("IMPORTED\n", 1)[1].splitlines()
+        assert lines[-1].startswith("keras-wavevit export: error: ") and "input size" in lines[-1]
+        after_import[verbose] = [line for line in lines if output.NATIVE_NOISE.match(line.encode())]
+    assert after_import[True], "no TensorFlow log line to hide"  # here: failed call to cuInit
+    assert after_import[False] == []
