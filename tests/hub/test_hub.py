@@ -157,3 +157,16 @@ def test_without_keras_hub_the_import_error_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r'keras_wavevit.hub needs keras-hub: pip install '
                        r'"keras-wavevit\[hub\]"'):
         importlib.import_module("keras_wavevit.hub")
+
+
+def test_a_backbone_preset_starts_a_new_classifier(tmp_path):
+    backbone = keras_wavevit.WaveViT(**MICRO_ARCHITECTURE, input_shape=(32, 32, 3),
+                                     include_top=False)
+    presets.save_preset(backbone, tmp_path / "backbone")
+    classifier = keras_hub.models.ImageClassifier.from_preset(
+        str(tmp_path / "backbone"), num_classes=5)
+    assert isinstance(classifier.preprocessor, WaveViTImageClassifierPreprocessor)
+    images = np.random.default_rng(3).normal(size=(1, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(classifier.backbone(images)),
+                                  np.asarray(backbone(images)["stage4"]))
+    assert tuple(classifier(images).shape) == (1, 5)
