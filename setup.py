@@ -12,7 +12,12 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["keras_wavevit", "keras_wavevit.*"]),
     include_package_data=True,
-    package_data={"keras_wavevit": ["sample_data/*", "sample_data/*/*/*.jpg"]},
+    package_data={
+        "keras_wavevit": [
+            "sample_data/*", "sample_data/*/*/*.jpg", "data/*.json",
+            "recipes/named_recipes/*.json",
+        ]
+    },
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",
