@@ -33,7 +33,12 @@ from keras_wavevit.model import (
     PRESET_HEAD_WEIGHTS,
     WaveViT,
 )
-from keras_wavevit.preprocessing import IMAGENET_MEAN, IMAGENET_STD, OFFICIAL_CROP_PCT
+from keras_wavevit.preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OFFICIAL_CROP_PCT,
+    check_preprocessing,
+)
 
 CONFIG_FILE = "config.json"
 TASK_FILE = "task.json"
@@ -41,7 +46,6 @@ PREPROCESSOR_FILE = "preprocessor.json"
 IMAGE_CONVERTER_FILE = "image_converter.json"
 CLASS_NAMES_FILE = "class_names.json"
 METADATA_FILE = "metadata.json"
-PREPROCESSING_NAMES = ("resize", "official")
 _PREPROCESSING_KEYS = ("image_size", "mean", "std", "crop_pct", "interpolation")
 
 
@@ -118,7 +122,9 @@ def describe_preprocessing(preprocessing, input_shape):
     """The preprocessing description a preset stores.
 
     Args:
-        preprocessing: `"resize"` (bilinear resize to the model's size),
+        preprocessing: `"resize"` (bilinear resize to the model's size, the
+            aspect ratio not kept, as the training recipe and the export's
+            `"resize"`),
             `"official"` (the official evaluation: bicubic resize of the
             short side to `size / 0.96`, centre crop; for converted
             checkpoints) or a dict of the fields below replacing those of
@@ -130,7 +136,8 @@ def describe_preprocessing(preprocessing, input_shape):
         values in [0, 1]), `crop_pct` (`None`: no crop) and `interpolation`.
 
     Raises:
-        ValueError: An unknown name or key, or no image size for a model of
+        ValueError: An unknown name (`keras_wavevit.preprocessing.
+            check_preprocessing`) or key, or no image size for a model of
             any input size.
 
     Example:
@@ -145,14 +152,10 @@ def describe_preprocessing(preprocessing, input_shape):
                 f"Unknown preprocessing keys {unknown}; allowed: {list(_PREPROCESSING_KEYS)}."
             )
         changes = preprocessing
-    elif preprocessing in PREPROCESSING_NAMES:
-        changes = {} if preprocessing == "resize" else dict(
-            crop_pct=OFFICIAL_CROP_PCT, interpolation="bicubic")
+    elif check_preprocessing(preprocessing) == "official":
+        changes = dict(crop_pct=OFFICIAL_CROP_PCT, interpolation="bicubic")
     else:
-        raise ValueError(
-            f"preprocessing must be one of {list(PREPROCESSING_NAMES)} or a dict of "
-            f"{list(_PREPROCESSING_KEYS)}; received preprocessing={preprocessing!r}."
-        )
+        changes = {}
     description = dict(image_size=list(input_shape[:2]), mean=list(IMAGENET_MEAN),
                        std=list(IMAGENET_STD), crop_pct=None, interpolation="bilinear")
     description.update(changes)

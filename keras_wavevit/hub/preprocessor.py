@@ -14,12 +14,14 @@ from keras_wavevit.preprocessing import IMAGENET_MEAN, IMAGENET_STD, official_re
 class WaveViTImageConverter(ImageConverter):
     """Resizes images and normalises them with a mean and standard deviation.
 
-    keras-hub's `ImageConverter` (resize to `image_size`, cropping to its
-    aspect ratio first, then `(pixels / 255 - mean) / std`), described by
-    `mean`/`std` instead of `scale`/`offset`, plus the official evaluation
-    crop: with `crop_pct`, images are first resized to `image_size /
-    crop_pct` and centre-cropped to `image_size` (the official transform
-    with `crop_pct=0.96`, bicubic).
+    keras-hub's `ImageConverter` (resize to `image_size`, then `(pixels /
+    255 - mean) / std`), described by `mean`/`std` instead of
+    `scale`/`offset`. Without `crop_pct` the resize does not keep the aspect
+    ratio (as the training recipe and the export's `"resize"`); with
+    `crop_pct`, images are resized to `floor(image_size / crop_pct)`
+    (cropped to the aspect ratio first, so the short side gets that size)
+    and centre-cropped to `image_size`: the official evaluation transform
+    with `crop_pct=0.96`, bicubic.
 
     Args:
         image_size: `(height, width)` of the output.
@@ -28,6 +30,8 @@ class WaveViTImageConverter(ImageConverter):
         crop_pct: `None` (resize only) or the centre-crop fraction in (0, 1]
             (`keras_wavevit.preprocessing.official_resize_size`).
         interpolation: Resize interpolation (`"bilinear"`, `"bicubic"`, ...).
+        crop_to_aspect_ratio: Crop to `image_size`'s aspect ratio before the
+            resize (keras-hub's default; here off).
         **kwargs: Other `keras_hub.layers.ImageConverter` arguments.
 
     Example:
@@ -48,6 +52,7 @@ class WaveViTImageConverter(ImageConverter):
         std=IMAGENET_STD,
         crop_pct=None,
         interpolation="bilinear",
+        crop_to_aspect_ratio=False,
         **kwargs,
     ):
         if crop_pct is not None and image_size is not None:
@@ -59,6 +64,7 @@ class WaveViTImageConverter(ImageConverter):
             scale=[1.0 / (255.0 * value) for value in std],
             offset=[-m / s for m, s in zip(mean, std)],
             interpolation=interpolation,
+            crop_to_aspect_ratio=crop_to_aspect_ratio,
             **kwargs,
         )
         self.mean = list(mean)

@@ -83,7 +83,15 @@ def test_classifier_predicts_from_any_size_uint8_images():
         3, False, "softmax")
 
 
-def test_official_crop_pct_resizes_then_centre_crops():
+def test_converter_resizes_like_the_export_and_crops_like_official():
+    import tensorflow as tf
+
+    # Without crop_pct: the export's "resize" (bilinear, aspect ratio not kept).
+    images = np.random.default_rng(4).uniform(0, 255, (1, 8, 16, 3)).astype("float32")
+    resized = WaveViTImageConverter(image_size=(4, 4), mean=(0, 0, 0), std=(1, 1, 1))(images)
+    expected = tf.image.resize(images, (4, 4), method="bilinear").numpy() / 255.0
+    np.testing.assert_allclose(np.asarray(resized), expected, rtol=1e-5, atol=1e-6)
+
     converter = WaveViTImageConverter(image_size=(24, 24), crop_pct=0.75,
                                       interpolation="nearest", mean=(0, 0, 0), std=(1, 1, 1))
     # 32 -> 24 / 0.75 = 32 (no resize), then the centre 24x24: rows 4..27.
