@@ -21,7 +21,9 @@ class WaveViTImageConverter(ImageConverter):
     `crop_pct`, images are resized to `floor(image_size / crop_pct)`
     (cropped to the aspect ratio first, so the short side gets that size)
     and centre-cropped to `image_size`: the official evaluation transform
-    with `crop_pct=0.96`, bicubic.
+    with `crop_pct=0.96`, bicubic, up to resampling details (the crop is
+    taken before the resize, and the resize is not PIL's); the exact
+    transform is `keras_wavevit.preprocessing.preprocess_official`.
 
     Args:
         image_size: `(height, width)` of the output.
@@ -81,7 +83,7 @@ class WaveViTImageConverter(ImageConverter):
         larger = official_resize_size((height, width), self.crop_pct)
         images = ops.image.resize(
             ops.cast(images, self.compute_dtype), larger, interpolation=self.interpolation,
-            crop_to_aspect_ratio=True,
+            antialias=self.antialias, crop_to_aspect_ratio=True,
         )
         top, left = (larger[0] - height) // 2, (larger[1] - width) // 2
         return images[..., top : top + height, left : left + width, :]
