@@ -30,6 +30,12 @@ They are traced under `fused_ops(False)`: the XLA-fused elementwise kernels
 wavelet transforms' custom gradients only matter for training; these
 formats hold the forward pass. Every file is written atomically
 (`keras_wavevit.files`): a runtime never sees a half-written model.
+
+Limits of these three formats (each refused with a clear error, or stated
+here): the height and width are fixed at export (`image_size`; only the
+batch axis is dynamic) and the model must be float32 (a mixed-precision
+model is refused: rebuild it under the float32 policy and load its
+weights). Only the TensorFlow backend exports.
 """
 
 import contextlib
@@ -48,12 +54,14 @@ from keras_wavevit.preprocessing import normalize_images
 
 FORMATS = ("saved_model", "onnx", "openvino", "litert")
 OPENVINO_MODEL_FILE = "model.xml"
-# format: (file ending of `path`, the package its conversion needs, the extra
-# that installs it, the options passed on to Keras' exporter).
+# format: (file ending of `path`, the package its conversion needs beyond
+# TensorFlow, the extra that installs it, the options passed on to Keras'
+# exporter). LiteRT converts with TensorFlow's own converter; its extra
+# installs the runtime only.
 _CONVERTERS = {
     "onnx": (".onnx", "tf2onnx", "onnx", ("opset_version",)),
     "openvino": ("", "openvino", "openvino", ()),
-    "litert": (".tflite", "tensorflow", "litert", ()),
+    "litert": (".tflite", None, "litert", ()),
 }
 
 
@@ -64,7 +72,7 @@ def _check_format(format, options):
         )
     if format == "saved_model":
         return
-    ending, package, extra, allowed = _CONVERTERS[format]
+    _, package, extra, allowed = _CONVERTERS[format]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
@@ -72,7 +80,7 @@ def _check_format(format, options):
             f"(options: {', '.join(allowed) or 'none'}); class names, top-k, "
             "versions and in-graph resizing are SavedModel features."
         )
-    if importlib.util.find_spec(package) is None:
+    if package is not None and importlib.util.find_spec(package) is None:
         raise ImportError(
             f'format={format!r} needs the {package} package: pip install '
             f'"keras-wavevit[{extra}]".'
