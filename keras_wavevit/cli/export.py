@@ -51,8 +51,8 @@ def _format_options(args):
                  if getattr(args, name) != unset]
         if given:
             raise ValueError(
-                f"{', '.join(given)} only apply to --format saved_model, not "
-                f"--format {args.format}."
+                f"{', '.join(given)}: SavedModel options, not for --format "
+                f"{args.format} (leave them out, or use --format saved_model)."
             )
         return {}
     options = dict(
@@ -99,7 +99,8 @@ def configure_parser(parser):
         "--version", type=int, help="saved_model: version number (default 1)"
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace an existing version"
+        "--overwrite", action="store_true",
+        help="replace an existing export (saved_model: the version)"
     )
     parser.add_argument(
         "--image-size",

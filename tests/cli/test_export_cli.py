@@ -104,8 +104,8 @@ def test_onnx_format(tmp_path, capsys):
 ])
 def test_saved_model_flags_are_refused_for_other_formats(tmp_path, flags):
     given = ", ".join(flag for flag in flags if flag.startswith("--"))
-    with pytest.raises(ValueError, match=rf"^{given} only apply to --format saved_model, "
-                                         r"not --format litert\.$"):
+    with pytest.raises(ValueError, match=rf"^{given}: SavedModel options, not for --format "
+                                         r"litert \(leave them out, or use --format saved_model\)\.$"):
         export_cli.run(parse(["missing.keras", str(tmp_path / "m.tflite"), "--format", "litert",
                               *flags]))
     assert os.listdir(tmp_path) == []
