@@ -3,7 +3,9 @@
 Every `TrainConfig` field is one flag (`--batch-size` for `batch_size`)
 with the field's default, help text and group; booleans get a pair
 (`--flip` / `--no-flip`). Nothing here has a default of its own: the
-dataclass is the one source.
+dataclass is the one source. `--recipe NAME|FILE` starts from a named
+recipe's values instead of the defaults; the flags given replace them.
+Only the flags given appear in the parsed arguments.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import dataclasses
 
 from keras_wavevit.cli.arguments import finite_float, image_size_argument
 from keras_wavevit.recipes.distribute import STRATEGIES
+from keras_wavevit.recipes.recipe_files import recipe_names
 from keras_wavevit.recipes.train_config import (
     JIT_COMPILE,
     MIXED_PRECISION_POLICIES,
@@ -44,6 +47,7 @@ _TYPES = {
     "clip_norm": finite_float,
     "drop_path_rate": finite_float,
     "time_limit_minutes": finite_float,
+    "time_budget_minutes": finite_float,
 }
 _TYPE_OF_DEFAULT = {int: int, float: finite_float, str: str, type(None): str}
 _CHOICES = {
@@ -61,7 +65,10 @@ def _show(value):
 
 
 def configure_parser(parser):
-    """Adds one flag per `TrainConfig` field to `parser`.
+    """Adds `--recipe` and one flag per `TrainConfig` field to `parser`.
+
+    A flag that is not given is absent from the parsed arguments (its
+    default, shown in `--help`, comes from `TrainConfig` or the recipe).
 
     Args:
         parser: An `argparse.ArgumentParser`.
@@ -71,29 +78,56 @@ def configure_parser(parser):
     >>> parser = argparse.ArgumentParser()
     >>> configure_parser(parser)
     >>> args = parser.parse_args(["--epochs", "3", "--no-flip", "--image-size", "48"])
-    >>> args.epochs, args.flip, args.image_size, args.mixed_precision
-    (3, False, (48, 48), 'off')
+    >>> sorted(vars(args).items())
+    [('epochs', 3), ('flip', False), ('image_size', (48, 48)), ('recipe', None)]
     """
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument(
+        "--recipe", default=None, metavar="NAME|FILE",
+        help=f"start from a named recipe ({', '.join(recipe_names())}) or a JSON file of these "
+        "options; the options given replace its values",
+    )
     groups = {}
     for field in dataclasses.fields(TrainConfig):
         group_name = field.metadata["group"]
         if group_name not in groups:
             groups[group_name] = parser.add_argument_group(group_name)
-        flag = "--" + field.name.replace("_", "-")
-        options = {"default": field.default, "help": field.metadata["help"]}
-        if isinstance(field.default, bool):
-            options["action"] = argparse.BooleanOptionalAction
-        else:
-            options["type"] = _TYPES.get(field.name) or _TYPE_OF_DEFAULT[type(field.default)]
-            options["metavar"] = field.name.upper()
-            if field.name in _CHOICES:
-                options["choices"] = _CHOICES[field.name]
-            if isinstance(field.default, tuple):
-                options["default"] = _show(field.default)
-        if field.name == "mixed_precision":
-            options["nargs"], options["const"] = "?", "auto"
-        groups[group_name].add_argument(flag, **options)
+        groups[group_name].add_argument(
+            "--" + field.name.replace("_", "-"), **_flag_options(field)
+        )
+
+
+def _flag_options(field):
+    options = {
+        "default": argparse.SUPPRESS,
+        "help": f"{field.metadata['help']} (default: {_show(field.default)})",
+    }
+    if isinstance(field.default, bool):
+        options["action"] = argparse.BooleanOptionalAction
+        return options
+    options["type"] = _TYPES.get(field.name) or _TYPE_OF_DEFAULT[type(field.default)]
+    options["metavar"] = field.name.upper()
+    if field.name in _CHOICES:
+        options["choices"] = _CHOICES[field.name]
+    if field.name == "mixed_precision":
+        options["nargs"], options["const"] = "?", "auto"
+    return options
+
+
+def config_from_arguments(args):
+    """The `TrainConfig` of parsed arguments: the recipe's values or defaults, then the flags.
+
+    Example:
+
+    >>> parser = argparse.ArgumentParser()
+    >>> configure_parser(parser)
+    >>> config_from_arguments(parser.parse_args(["--recipe", "cifar10", "--seed", "1"])).seed
+    1
+    """
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    given = {name: value for name, value in vars(args).items() if name in names}
+    if args.recipe is not None:
+        return TrainConfig.from_recipe(args.recipe, **given)
+    return TrainConfig(**given)
 
 
 def run(args):
@@ -111,6 +145,5 @@ def run(args):
     >>> main(["train", "--epochs", "1", "--output", "/tmp/run"])  # doctest: +SKIP
     0
     """
-    names = [field.name for field in dataclasses.fields(TrainConfig)]
-    train(TrainConfig(**{name: getattr(args, name) for name in names}))
+    train(config_from_arguments(args))
     return 0

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_wavevit import files
 from keras_wavevit.recipes import augmentation as augmentation_lib
+from keras_wavevit.recipes import budget as budget_lib
 from keras_wavevit.recipes import callbacks as callbacks_lib
 from keras_wavevit.recipes import data as data_lib
 from keras_wavevit.recipes.network import build_model, compile_network
@@ -132,6 +133,50 @@ def build_network(config, data, distribution):
         return compile_network(network, config, data.splits.num_classes, data.steps_per_epoch)
 
 
+def plan_time_budget(config, state, data, distribution, started):
+    """Sizes the run to `config.time_budget_minutes`; records the `plan` phase.
+
+    Without a budget, returns `config` and `data` unchanged. Otherwise a
+    throwaway copy of the network is timed on the run's pipelines
+    (`recipes.budget`), and the plan's epochs and steps per epoch replace
+    the config's; a resumed run reads the plan it recorded.
+
+    Args:
+        config: The `TrainConfig`.
+        state: The `RunState`.
+        data: The `RunData`.
+        distribution: The `tf.distribute` strategy.
+        started: `time.time()` when the run started.
+
+    Returns:
+        `(config, data)` following the plan.
+
+    Example:
+
+    >>> config, data = plan_time_budget(config, state, data, strategy, time.time())  # doctest: +SKIP
+    """
+    if config.time_budget_minutes is None:
+        return config, data
+    if not state.done("plan"):
+        probe = build_network(config.replace(epochs=1, warmup_epochs=0.0), data, distribution)
+        validation_batches = -(-data.splits.num_validation // config.batch_size)
+        timings = budget_lib.measure(probe, data.train, data.validation, validation_batches,
+                                     started)
+        plan = budget_lib.plan_run(config.time_budget_minutes, timings, data.steps_per_epoch,
+                                   export=config.export, plots=config.plots)
+        state.finish("plan", {**plan.to_dict(), "started": started})
+        print(
+            f"Time budget {plan.budget_minutes:g} minutes: {timings.step_seconds:.3f} s per "
+            f"step ({config.batch_size / timings.step_seconds:.0f} images/s), validation "
+            f"{timings.validation_seconds:.1f} s; training {plan.epochs} epochs of "
+            f"{plan.steps_per_epoch} steps, planned to end at {plan.planned_minutes:.1f} minutes."
+        )
+    plan = budget_lib.BudgetPlan.from_dict(state.result("plan"))
+    steps = min(plan.steps_per_epoch, data.steps_per_epoch)
+    config = config.replace(epochs=plan.epochs, steps_per_epoch=steps)
+    return config, dataclasses.replace(data, train=data.train.take(steps), steps_per_epoch=steps)
+
+
 def fit(config, state, data, network):
     """Trains `network`, resuming from the run's backup; records the `fit` phase.
 
@@ -166,6 +211,10 @@ def fit(config, state, data, network):
             os.path.join(state.shared_output, "backup"), write_dir=state.path("backup")
         ),
     ]
+    if state.done("plan"):
+        plan = state.result("plan")
+        callbacks.append(budget_lib.BudgetProgress(budget_lib.BudgetPlan.from_dict(plan),
+                                                   plan["started"]))
     print(
         f"Training {network.name} ({network.count_params():,} parameters, "
         f"{keras.config.dtype_policy().name}) on {data.splits.num_train} images, validating on "
@@ -328,6 +377,10 @@ def write_summary(config, state, data):
     }
     for phase in ("fit", "evaluate", "export"):
         summary.update(state.phases.get(phase, {}))
+    if state.done("plan"):
+        plan = state.result("plan")
+        summary["time_budget"] = {key: value for key, value in plan.items() if key != "started"}
+        summary["wall_clock_minutes"] = round((time.time() - plan["started"]) / 60.0, 2)
     summary["files"] = sorted(
         name for name in set(os.listdir(state.output)) | {"summary.json"}
         if not name.startswith(files.PARTIAL_PREFIX)

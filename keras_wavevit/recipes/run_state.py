@@ -28,7 +28,7 @@ import tempfile
 
 from keras_wavevit import files
 
-PHASES = ("fit", "evaluate", "figures", "export", "summary")
+PHASES = ("plan", "fit", "evaluate", "figures", "export", "summary")
 STATE_FILE = "phases.json"
 # Everything a run writes into its output directory.
 RUN_FILES = (

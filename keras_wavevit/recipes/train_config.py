@@ -13,6 +13,7 @@ import numbers
 import os
 
 from keras_wavevit.recipes import augmentation
+from keras_wavevit.recipes.recipe_files import load_recipe
 from keras_wavevit.recipes.distribute import STRATEGIES
 from keras_wavevit.config import WaveViTConfig, resolve_config
 from keras_wavevit.recipes.network import JIT_COMPILE, is_variant
@@ -216,6 +217,12 @@ class TrainConfig:
         None, "stop after the first epoch past this wall-clock budget", RUNTIME,
         _number(0.0, open_low=True, optional=True),
     )
+    time_budget_minutes: float = _option(
+        None, "size the run to end in this many minutes, evaluation and export included: "
+        "epochs and the learning-rate schedule come from the throughput measured on the first "
+        "steps (replaces epochs and steps_per_epoch)", RECIPE,
+        _number(0.0, open_low=True, optional=True),
+    )
     output: str = _option(None, "output directory (default runs/<model>)", RUNTIME, _path)
     overwrite: bool = _option(
         False, "start afresh: delete an earlier run's files in --output first", RUNTIME,
@@ -241,6 +248,36 @@ class TrainConfig:
                 "Pass either dataset (TFDS) or data_dir (image folder), not both; received "
                 f"dataset={self.dataset!r}, data_dir={self.data_dir!r}."
             )
+        if self.time_budget_minutes is not None and self.time_limit_minutes is not None:
+            raise ValueError(
+                "Pass either time_budget_minutes (a schedule sized to the budget) or "
+                "time_limit_minutes (stop a fixed schedule early), not both; received "
+                f"time_budget_minutes={self.time_budget_minutes}, "
+                f"time_limit_minutes={self.time_limit_minutes}."
+            )
+
+    @classmethod
+    def from_recipe(cls, recipe, **overrides):
+        """The config of a named recipe (or recipe file), with `overrides` applied.
+
+        Args:
+            recipe: A shipped recipe name (`keras_wavevit.recipes.recipe_files.
+                recipe_names()`) or the path of a JSON file of fields.
+            **overrides: Fields that replace the recipe's values.
+
+        Raises:
+            ValueError: An unknown recipe, a bad file, or a bad value.
+
+        Example:
+
+        >>> config = TrainConfig.from_recipe("cifar10", data_dir="/data/cifar10")
+        >>> config.time_budget_minutes, config.data_dir
+        (60.0, '/data/cifar10')
+        """
+        names = [field.name for field in dataclasses.fields(cls)]
+        values = load_recipe(os.fspath(recipe), names)
+        values.update(overrides)
+        return cls(**values)
 
     @classmethod
     def help(cls, name):

@@ -28,6 +28,7 @@ a rerun on a directory holding another or a finished run does.
 """
 
 import contextlib
+import time
 
 import keras
 import tensorflow as tf
@@ -73,13 +74,14 @@ def train(config=None, **overrides):
     """
     if config is not None and not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; received {type(config).__name__}.")
+    started = time.time()
     config = (config or TrainConfig()).replace(**overrides)
     _check_backend(config)
     with global_settings(config):
         distribution = get_strategy(config.strategy)
         state = RunState.open(config, chief=is_chief())
         try:
-            return _run_phases(config, state, distribution)
+            return _run_phases(config, state, distribution, started)
         finally:
             state.close()
 
@@ -104,9 +106,10 @@ def _check_backend(config):
         )
 
 
-def _run_phases(config, state, distribution):
+def _run_phases(config, state, distribution, started):
     image_size = config.image_size or tuple(resolve_config(config.model).input_shape[:2])
     data = phases.load_data(config, image_size)
+    config, data = phases.plan_time_budget(config, state, data, distribution, started)
     if not state.done("fit"):
         phases.fit(config, state, data, phases.build_network(config, data, distribution))
     if not state.chief:

@@ -16,11 +16,41 @@ def parse(*arguments):
     return parser.parse_args(list(arguments))
 
 
-def test_every_field_is_a_flag_with_the_dataclass_default():
+def test_flags_not_given_take_the_dataclass_defaults():
     parsed = parse()
-    for field in dataclasses.fields(TrainConfig):
-        assert getattr(parsed, field.name) == field.default, field.name
-    assert TrainConfig(**vars(parsed)) == TrainConfig()
+    assert vars(parsed) == {"recipe": None}  # nothing given, nothing set
+    assert train_cli.config_from_arguments(parsed) == TrainConfig()
+
+
+def test_help_shows_each_default_once_from_the_dataclass(capsys):
+    with pytest.raises(SystemExit):
+        parse("--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 128)" in text and "(default: 0.6,1.0)" in text
+    assert "cifar10" in text  # the shipped recipes are listed
+
+
+def test_recipe_values_apply_and_the_flags_given_replace_them():
+    recipe = TrainConfig.from_recipe("cifar10")
+    assert train_cli.config_from_arguments(parse("--recipe", "cifar10")) == recipe
+    changed = train_cli.config_from_arguments(
+        parse("--recipe", "cifar10", "--batch-size", "128", "--no-flip", "--mixup", "0.8")
+    )
+    # 128 equals the dataclass default, yet it was given, so it is kept.
+    assert (changed.batch_size, changed.flip, changed.mixup) == (128, False, 0.8)
+    assert changed.model == recipe.model and changed.time_budget_minutes == 60.0
+
+
+def test_recipe_file_and_bad_recipes(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text('{"epochs": 7, "flip": false}')
+    config = train_cli.config_from_arguments(parse("--recipe", str(path)))
+    assert (config.epochs, config.flip) == (7, False)
+    path.write_text('{"epochs": 7, "learning_rat": 0.1}')
+    with pytest.raises(ValueError, match=r"sets unknown training options \['learning_rat'\]"):
+        train_cli.config_from_arguments(parse("--recipe", str(path)))
+    with pytest.raises(ValueError, match=r"Unknown recipe 'imagenet': expected one of \['cifar10'"):
+        train_cli.config_from_arguments(parse("--recipe", "imagenet"))
 
 
 def test_help_lists_each_flag_with_the_fields_help(capsys):
@@ -38,7 +68,7 @@ def test_flags_parse_to_config_values():
         "--image-size", "48x64", "--crop-scale", "none", "--mixed-precision",
         "--verbose", "2", "--seed", "3", "--clip-norm", "1.5",
     )
-    config = TrainConfig(**vars(parsed))
+    config = train_cli.config_from_arguments(parsed)
     assert (config.flip, config.export, config.plots) == (False, False, False)
     assert config.skip_bad_images and config.overwrite
     assert config.image_size == (48, 64) and config.crop_scale is None

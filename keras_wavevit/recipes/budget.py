@@ -1,0 +1,254 @@
+"""Sizing a training run to a wall-clock budget (`--time-budget-minutes`).
+
+A fixed number of epochs either stops early or overruns a deadline; a run
+stopped at a deadline has not annealed its learning rate. With a budget,
+the run measures itself first: a throwaway copy of the network trains a
+few steps on the real input pipeline and validates a few batches, and a
+checkpoint is saved once. From those timings `plan_run` picks the epochs
+and steps per epoch so that training, validation after every epoch, the
+checkpoints, the final evaluation, the figures and the export all end
+inside the budget, and the warm-up and cosine decay are laid over exactly
+those steps: the learning rate reaches its minimum as the budget ends.
+
+The plan is made once per run and stored with it, so a resumed run follows
+the same schedule.
+"""
+
+import dataclasses
+import math
+import os
+import tempfile
+import time
+
+import keras
+
+# Seconds kept for the phases after `fit` that cannot be timed beforehand
+# without doing them twice: the SavedModel export with its test answer, and
+# the figures (Grad-CAM included). Both measured for the CIFAR-10 recipe's
+# network on a 2-core CPU (about 25 s and 10 s) and rounded up.
+EXPORT_RESERVE_SECONDS = 40.0
+FIGURES_RESERVE_SECONDS = 15.0
+# Steps the throughput probe times after its first (tracing) steps.
+PROBE_WARMUP_STEPS = 3
+PROBE_STEPS = 12
+PROBE_VALIDATION_BATCHES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Timings:
+    """What a run measured about itself before sizing its schedule.
+
+    Attributes:
+        elapsed_seconds: Wall-clock time already spent (data loading, the
+            probe itself) when the plan is made.
+        first_step_seconds: The first training step, which traces the
+            graph (the real run pays it again).
+        step_seconds: One training step after warm-up, input pipeline
+            included.
+        validation_seconds: One full validation pass, its tracing included.
+        checkpoint_seconds: The model files written after every epoch
+            (best checkpoint and backup).
+    """
+
+    elapsed_seconds: float
+    first_step_seconds: float
+    step_seconds: float
+    validation_seconds: float
+    checkpoint_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetPlan:
+    """The schedule that fills a budget: epochs of `steps_per_epoch` steps.
+
+    Attributes:
+        budget_minutes: The wall-clock budget.
+        epochs: Epochs to train.
+        steps_per_epoch: Optimizer steps per epoch (at most a full pass).
+        planned_minutes: When the plan expects the run to end.
+        timings: The `Timings` it was made from, as a dict.
+    """
+
+    budget_minutes: float
+    epochs: int
+    steps_per_epoch: int
+    planned_minutes: float
+    timings: dict
+
+    def to_dict(self):
+        """The plan as a JSON-ready dict (stored with the run).
+
+        Example:
+
+        >>> plan = BudgetPlan(10.0, 3, 50, 9.8, {"step_seconds": 1.0})
+        >>> BudgetPlan.from_dict(plan.to_dict()) == plan
+        True
+        """
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """The plan stored by `to_dict`.
+
+        Example:
+
+        >>> BudgetPlan.from_dict({"budget_minutes": 10.0, "epochs": 3,
+        ...     "steps_per_epoch": 50, "planned_minutes": 9.8, "timings": {}}).epochs
+        3
+        """
+        return cls(**{field.name: values[field.name] for field in dataclasses.fields(cls)})
+
+
+def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=True):
+    """Chooses epochs and steps per epoch that end the run inside the budget.
+
+    Time left after what is already spent goes to: the real network's
+    first (tracing) step, per epoch a validation pass and the checkpoints,
+    after training one more validation pass (the evaluation) and the
+    reserves for figures and export; the rest is training steps, split into
+    as few epochs of at most `full_steps_per_epoch` steps as they fill.
+
+    Args:
+        budget_minutes: The wall-clock budget of the whole run.
+        timings: `Timings` measured by the run.
+        full_steps_per_epoch: Steps of one full pass over the training split.
+        export: Whether the run exports a SavedModel.
+        plots: Whether the run draws its figures.
+
+    Returns:
+        A `BudgetPlan`.
+
+    Raises:
+        ValueError: The budget cannot hold one epoch of a single step; the
+            message gives the smallest budget that can.
+
+    Example:
+
+    >>> timings = Timings(elapsed_seconds=30.0, first_step_seconds=10.0,
+    ...     step_seconds=0.5, validation_seconds=5.0, checkpoint_seconds=1.0)
+    >>> plan = plan_run(10.0, timings, full_steps_per_epoch=100, export=False, plots=False)
+    >>> plan.epochs, plan.steps_per_epoch
+    (10, 99)
+    """
+    negative = sorted(name for name, value in dataclasses.asdict(timings).items() if value < 0)
+    if negative or timings.step_seconds <= 0:
+        raise ValueError(f"Timings must be positive; received {timings}.")
+    fixed = (timings.elapsed_seconds + timings.first_step_seconds + timings.validation_seconds
+             + (EXPORT_RESERVE_SECONDS if export else 0.0)
+             + (FIGURES_RESERVE_SECONDS if plots else 0.0))
+    per_epoch = timings.validation_seconds + timings.checkpoint_seconds
+    available = budget_minutes * 60.0 - fixed
+    def steps_for(epochs):
+        return int((available - epochs * per_epoch) // timings.step_seconds)
+
+    epochs = 1  # the fewest epochs whose full passes hold the steps left
+    while steps_for(epochs) > epochs * full_steps_per_epoch:
+        epochs += 1
+    steps = steps_for(epochs)
+    if steps < epochs:
+        smallest = (fixed + per_epoch + timings.step_seconds) / 60.0
+        raise ValueError(
+            f"A time budget of {budget_minutes:g} minutes cannot hold one training step: "
+            f"{fixed / 60.0:.1f} minutes go to loading data, tracing, evaluation and export "
+            f"here. Give at least {math.ceil(smallest * 10) / 10:g} minutes."
+        )
+    steps_per_epoch = steps // epochs
+    used = fixed + epochs * (per_epoch + steps_per_epoch * timings.step_seconds)
+    return BudgetPlan(
+        budget_minutes=float(budget_minutes), epochs=epochs, steps_per_epoch=steps_per_epoch,
+        planned_minutes=round(used / 60.0, 2), timings=dataclasses.asdict(timings),
+    )
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Records when each training or validation batch ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.start = None
+        self.ends = []
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    on_test_begin = on_train_begin
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+    on_test_batch_end = on_train_batch_end
+
+    def step_seconds(self, skip):
+        """Mean seconds per batch after the first `skip` (fewer on a short pass)."""
+        skip = min(skip, len(self.ends) - 1)
+        if skip < 1:  # one batch only: its time, tracing included (an overestimate)
+            return self.ends[0] - self.start
+        timed = self.ends[skip - 1:]
+        return (timed[-1] - timed[0]) / (len(timed) - 1)
+
+
+def measure(probe, train_data, validation_data, validation_batches, started):
+    """Times a throwaway compiled network on the run's own pipelines.
+
+    Args:
+        probe: A compiled copy of the run's network (it is trained a few
+            steps, so never the real one).
+        train_data: The run's batched training dataset.
+        validation_data: The run's batched validation dataset.
+        validation_batches: Batches in one validation pass.
+        started: `time.time()` when the run started.
+
+    Returns:
+        `Timings`.
+
+    Example:
+
+    >>> timings = measure(probe, data.train, data.validation, 40, started)  # doctest: +SKIP
+    """
+    train_clock = _StepClock()
+    probe.fit(train_data.take(PROBE_WARMUP_STEPS + PROBE_STEPS), epochs=1, verbose=0,
+              callbacks=[train_clock], shuffle=False)
+    test_clock = _StepClock()
+    probe.evaluate(validation_data.take(PROBE_VALIDATION_BATCHES), verbose=0,
+                   callbacks=[test_clock])
+    first_test = test_clock.ends[0] - test_clock.start
+    test_step = test_clock.step_seconds(skip=1)
+    with tempfile.TemporaryDirectory() as directory:
+        begin = time.perf_counter()
+        probe.save(os.path.join(directory, "probe.keras"))
+        checkpoint = 2 * (time.perf_counter() - begin)  # best checkpoint + backup
+    return Timings(
+        elapsed_seconds=time.time() - started,
+        first_step_seconds=train_clock.ends[0] - train_clock.start,
+        step_seconds=train_clock.step_seconds(skip=PROBE_WARMUP_STEPS),
+        validation_seconds=first_test + test_step * max(0, validation_batches - 1),
+        checkpoint_seconds=checkpoint,
+    )
+
+
+class BudgetProgress(keras.callbacks.Callback):
+    """Prints, after every epoch, how much of the time budget is used and left.
+
+    Args:
+        plan: The run's `BudgetPlan`.
+        started: `time.time()` when the run started (stored with the plan,
+            so a resumed run counts from the first start).
+
+    Example:
+
+    >>> progress = BudgetProgress(BudgetPlan(60.0, 20, 351, 59.4, {}), time.time())
+    """
+
+    def __init__(self, plan, started):
+        super().__init__()
+        self.plan = plan
+        self.started = started
+
+    def on_epoch_end(self, epoch, logs=None):
+        used = (time.time() - self.started) / 60.0
+        print(
+            f"Time budget: epoch {epoch + 1}/{self.plan.epochs}, {used:.1f} of "
+            f"{self.plan.budget_minutes:g} minutes used, {self.plan.budget_minutes - used:.1f} "
+            f"left (planned end: {self.plan.planned_minutes:.1f}).",
+            flush=True,
+        )

@@ -1,0 +1,114 @@
+"""Time-budgeted runs: the plan fills the budget, and a run anneals exactly at its end."""
+
+import json
+import os
+
+import keras
+import pytest
+
+from keras_wavevit import cli
+from keras_wavevit.recipes import budget
+from keras_wavevit.recipes.train_config import TrainConfig
+from tests.recipes.train_child import MICRO_MODEL, write_image_folder
+
+TIMINGS = budget.Timings(elapsed_seconds=20.0, first_step_seconds=8.0, step_seconds=0.25,
+                         validation_seconds=4.0, checkpoint_seconds=0.5)
+
+
+def seconds_used(plan, timings, export, plots):
+    """The run's length under the plan, added up independently of plan_run."""
+    reserves = (budget.EXPORT_RESERVE_SECONDS if export else 0.0) + (
+        budget.FIGURES_RESERVE_SECONDS if plots else 0.0)
+    per_epoch = (timings.validation_seconds + timings.checkpoint_seconds
+                 + plan.steps_per_epoch * timings.step_seconds)
+    return (timings.elapsed_seconds + timings.first_step_seconds + timings.validation_seconds
+            + reserves + plan.epochs * per_epoch)
+
+
+@pytest.mark.parametrize("minutes", [2.0, 10.0, 60.0, 600.0])
+@pytest.mark.parametrize("export, plots", [(True, True), (False, False)])
+def test_plan_fills_the_budget_without_overrunning_it(minutes, export, plots):
+    full = 351
+    plan = budget.plan_run(minutes, TIMINGS, full, export=export, plots=plots)
+    used = seconds_used(plan, TIMINGS, export, plots)
+    assert used <= minutes * 60.0
+    assert plan.steps_per_epoch <= full
+    # One step more per epoch would overrun, unless the epochs are already full passes.
+    longer = budget.BudgetPlan(minutes, plan.epochs, plan.steps_per_epoch + 1, 0.0, {})
+    assert plan.steps_per_epoch == full or seconds_used(longer, TIMINGS, export, plots) > minutes * 60
+    # With one epoch fewer, even full passes would leave time for more steps.
+    fewer = budget.BudgetPlan(minutes, plan.epochs - 1, full, 0.0, {})
+    assert plan.epochs == 1 or (
+        seconds_used(fewer, TIMINGS, export, plots) + TIMINGS.step_seconds <= minutes * 60.0)
+    assert plan.planned_minutes == pytest.approx(used / 60.0, abs=0.01)
+
+
+def test_a_budget_too_short_for_one_step_is_refused_with_the_smallest_that_fits():
+    with pytest.raises(ValueError, match=r"A time budget of 0.5 minutes cannot hold one training "
+                                         r"step: 1.4 minutes go to .* Give at least 1.6 minutes."):
+        budget.plan_run(0.5, TIMINGS, 100)
+    assert budget.plan_run(1.6, TIMINGS, 100).epochs == 1  # the budget it names fits
+
+
+def test_budget_and_time_limit_are_exclusive():
+    with pytest.raises(ValueError, match="Pass either time_budget_minutes .* not both"):
+        TrainConfig(time_budget_minutes=10, time_limit_minutes=5)
+
+
+def test_measure_times_a_network_on_its_pipelines():
+    import time
+
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_wavevit.recipes.network import build_model, compile_network
+    from tests.configs import MICRO_ARCHITECTURE
+
+    count = 4 * (budget.PROBE_WARMUP_STEPS + budget.PROBE_STEPS + 2)  # more than it takes
+    images = np.random.default_rng(0).uniform(0, 1, (count, 32, 32, 3)).astype("float32")
+    labels = np.eye(3, dtype="float32")[np.arange(count) % 3]
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    network = compile_network(build_model(dict(MICRO_ARCHITECTURE), 3, (32, 32)),
+                              TrainConfig(epochs=1, warmup_epochs=0.0), 3, 10)
+    started = time.time() - 5.0
+    timings = budget.measure(network, data, data, validation_batches=20, started=started)
+    assert 5.0 <= timings.elapsed_seconds < 5.0 + 600
+    assert 0 < timings.step_seconds < timings.first_step_seconds  # the first step traces
+    assert timings.validation_seconds > 0 and timings.checkpoint_seconds > 0
+    assert int(network.optimizer.iterations.numpy()) == (
+        budget.PROBE_WARMUP_STEPS + budget.PROBE_STEPS)
+    short = budget.measure(network, data.take(1), data.take(1), 1, started)  # one batch only
+    assert short.step_seconds > 0
+
+
+def test_budgeted_run_follows_its_plan_and_anneals_at_the_end(tmp_path, capsys, monkeypatch):
+    # Fixed timings make the plan exact and fast to run: 15 s of budget,
+    # 1 s steps, full passes of 4 steps (18 training images at batch 4).
+    timings = budget.Timings(elapsed_seconds=1.0, first_step_seconds=1.0, step_seconds=1.0,
+                             validation_seconds=1.0, checkpoint_seconds=0.5)
+    monkeypatch.setattr(budget, "measure", lambda *args, **kwargs: timings)
+    folder = write_image_folder(str(tmp_path / "images"))
+    output = str(tmp_path / "run")
+    command = ["train", "--data-dir", folder, "--model", MICRO_MODEL, "--batch-size", "4",
+               "--validation-fraction", "0.25", "--time-budget-minutes", "0.25",
+               "--warmup-epochs", "0.5", "--no-plots", "--no-export", "--verbose", "0",
+               "--output", output, "--seed", "0"]
+    assert cli.main(command) == 0
+    plan = budget.plan_run(0.25, timings, 4, export=False, plots=False)
+    assert plan.epochs > 1 and plan.steps_per_epoch < 4  # a plan that shortens the epochs
+    printed = capsys.readouterr().out
+    assert "Time budget 0.25 minutes: 1.000 s per step" in printed
+    assert f"Time budget: epoch {plan.epochs}/{plan.epochs}," in printed
+    summary = json.load(open(os.path.join(output, "summary.json"), encoding="utf-8"))
+    assert summary["time_budget"]["epochs"] == summary["epochs_completed"] == plan.epochs
+    assert summary["config"]["epochs"] == plan.epochs
+    assert summary["config"]["steps_per_epoch"] == plan.steps_per_epoch
+    assert summary["wall_clock_minutes"] > 0
+    # The schedule was laid over exactly the planned steps: the last step is its end.
+    model = keras.saving.load_model(os.path.join(output, "final.keras"))
+    assert int(model.optimizer.iterations.numpy()) == plan.epochs * plan.steps_per_epoch
+    final_rate = float(model.optimizer.learning_rate.numpy())
+    assert final_rate == pytest.approx(TrainConfig().min_learning_rate, rel=0.05)
+    # A rerun reads the recorded plan instead of measuring again.
+    monkeypatch.setattr(budget, "measure", None)
+    assert cli.main(command) == 2  # finished: refused, never re-planned
