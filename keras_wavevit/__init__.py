@@ -3,11 +3,13 @@
 The public API: the builders (`WaveViT`, `WaveViTTiny/Small/Base/Large`),
 the architecture description (`WaveViTConfig`, `PRESETS`,
 `resolve_config`), official-weight loading (`load_official_weights`,
-`CheckpointMismatchError`), SavedModel export (`export_saved_model`, loaded
-on first use: it needs TensorFlow), the shared pixel normalisation, the
-official evaluation transform (`preprocess_official`), the ImageNet-1k class
-names with `decode_predictions`, and the fusion switch (`fused_ops`). Layers live in `keras_wavevit.layers`; the
-training recipes in `keras_wavevit.recipes` (not imported here).
+`CheckpointMismatchError`), export as a SavedModel (`export_saved_model`) or
+as ONNX, OpenVINO or LiteRT (`export_model`), both loaded on first use
+(they need TensorFlow), the shared pixel normalisation, the official
+evaluation transform (`preprocess_official`), the ImageNet-1k class names
+with `decode_predictions`, and the fusion switch (`fused_ops`). Layers live
+in `keras_wavevit.layers`; the training recipes in `keras_wavevit.recipes`
+(not imported here).
 
 Example:
 
@@ -54,6 +56,7 @@ __all__ = [
     "WaveViTTiny",
     "__version__",
     "decode_predictions",
+    "export_model",
     "export_saved_model",
     "fused_ops",
     "load_official_weights",
@@ -64,9 +67,13 @@ __all__ = [
 
 
 def __getattr__(name):
-    # `export_saved_model` imports TensorFlow: load it on first use only.
+    # The exporters import TensorFlow: load them on first use only.
     if name == "export_saved_model":
         from keras_wavevit.export import export_saved_model
 
         return export_saved_model
+    if name == "export_model":
+        from keras_wavevit.export_formats import export_model
+
+        return export_model
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
