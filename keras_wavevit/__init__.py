@@ -7,7 +7,8 @@ the architecture description (`WaveViTConfig`, `PRESETS`,
 as ONNX, OpenVINO or LiteRT (`export_model`), both loaded on first use
 (they need TensorFlow), the shared pixel normalisation, the official
 evaluation transform (`preprocess_official`), the ImageNet-1k class names
-with `decode_predictions`, and the fusion switch (`fused_ops`). Layers live
+with `decode_predictions`, local presets (`save_preset`, `load_preset`,
+`read_preset`), and the fusion switch (`fused_ops`). Layers live
 in `keras_wavevit.layers`; the training recipes in `keras_wavevit.recipes`
 (not imported here).
 
@@ -37,6 +38,7 @@ from keras_wavevit.preprocessing import (
     normalize_images,
     preprocess_official,
 )
+from keras_wavevit.presets import load_preset, read_preset, save_preset
 from keras_wavevit.weights import CheckpointMismatchError, load_official_weights
 
 __version__ = "0.1.0"
@@ -60,9 +62,12 @@ __all__ = [
     "export_saved_model",
     "fused_ops",
     "load_official_weights",
+    "load_preset",
     "normalize_images",
     "preprocess_official",
+    "read_preset",
     "resolve_config",
+    "save_preset",
 ]
 
 

@@ -27,7 +27,7 @@ BUILDER_CASES = [
     (dict(pooling="avg"), r"pooling is only used with include_top=False .*received include_top=True, pooling='avg'"),
     (dict(num_classes=0), r"num_classes must be a positive integer; received num_classes=0"),
     (dict(include_top=False, token_label=True), r"token_label adds a classifier head and needs include_top=True; received include_top=False, token_label=True"),
-    (dict(weights="missing.weights.h5"), r"weights must be None or the path of an existing Keras weights file; received weights='missing.weights.h5'"),
+    (dict(weights="missing.weights.h5"), r"weights must be None, the path of an existing Keras weights file \(.weights.h5\) or a preset directory .*received weights='missing.weights.h5'"),
     (dict(drop_path_rate=1.0), r"drop_path_rate must be in \[0, 1\); received drop_path_rate=1.0"),
     (dict(input_shape=(40, 32, 3)), r"Input height must be a multiple of 16 .*received input_shape=\(40, 32, 3\) \(height 40\)"),
     (dict(colour="red"), r"Unknown model configuration keys \['colour'\]"),
