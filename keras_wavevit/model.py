@@ -13,10 +13,17 @@ onto them with a readable table (`keras_wavevit.weights`).
 """
 
 import os
+import warnings
 
 import keras
 
-from keras_wavevit.config import NUM_STAGES, NUM_WAVE_STAGES, PRESETS, resolve_config
+from keras_wavevit.config import (
+    NUM_STAGES,
+    NUM_WAVE_STAGES,
+    PRESETS,
+    feature_strides,
+    resolve_config,
+)
 from keras_wavevit.layers.blocks import Block, DownSample, Stem
 from keras_wavevit.layers.checks import InputCheck, check_choice, check_positive
 from keras_wavevit.layers.defaults import LAYER_NORM_EPSILON
@@ -30,6 +37,23 @@ POOLINGS = (None, "avg", "cls")
 PRESET_BACKBONE_WEIGHTS = "model.weights.h5"
 PRESET_HEAD_WEIGHTS = "task.weights.h5"
 HEAD_LAYER_NAMES = ("class_token", "post_network_0", "head", "predictions", "cls_pool", "avg_pool")
+
+
+def _warn_single_token_stages(config):
+    """Warns when a stage's map is 1x1: its attention sees one token (wasted compute)."""
+    height, width = config.input_shape[:2]
+    if height is None or width is None:
+        return
+    single = [stage for stage, stride in feature_strides(config.stem_stride).items()
+              if height // stride == 1 and width // stride == 1]
+    if single:
+        warnings.warn(
+            f"At input {height}x{width} with stem_stride={config.stem_stride}, "
+            f"{' and '.join(single)} {'is a 1x1 map' if len(single) == 1 else 'are 1x1 maps'}: "
+            "attention over a single token learns nothing spatial. Use stem_stride=2 or a "
+            "larger input.",
+            stacklevel=3,
+        )
 
 
 def _check_builder_args(include_top, pooling, num_classes, token_label, weights):
@@ -281,6 +305,7 @@ def WaveViT(
     """
     _check_builder_args(include_top, pooling, num_classes, token_label, weights)
     config = _model_config(config, architecture, input_shape, drop_path_rate)
+    _warn_single_token_stages(config)
     head = dict(
         include_top=include_top,
         pooling=pooling,

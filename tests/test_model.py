@@ -1,6 +1,7 @@
 """The Wave-ViT builders: parameter counts, sizes, save/load, fit, mixed precision."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -229,3 +230,15 @@ def test_import_adds_no_recipe_plotting_dataset_or_export_module():
     forbidden = ("keras_wavevit.recipes", "keras_wavevit.cli", "keras_wavevit.export",
                  "matplotlib", "tensorflow_datasets")
     assert [name for name in added if name.startswith(forbidden)] == []
+
+
+def test_a_stage_reduced_to_one_token_is_warned_about():
+    """Stem stride 4 on 32x32 leaves stage 4 a 1x1 map (its attention sees one token)."""
+    small = dict(MICRO, stem_stride=4, sr_ratios=(1, 1, 1, 1))
+    with pytest.warns(UserWarning, match=r"At input 32x32 with stem_stride=4, stage4 is a 1x1 "
+                                         r"map: attention over a single token"):
+        WaveViT(**small, input_shape=(32, 32, 3), num_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stride 2 at 32, stride 4 at 64: no 1x1 stage
+        WaveViT(**dict(small, stem_stride=2), input_shape=(32, 32, 3), num_classes=3)
+        WaveViT(**small, input_shape=(64, 64, 3), num_classes=3)
