@@ -2,18 +2,30 @@
 
 Run as `KERAS_BACKEND=<name> python -m tests.backends.write_model DIRECTORY`:
 writes `DIRECTORY/<backend>.keras` and `DIRECTORY/<backend>.npz` (the images
-and the logits the writing backend computed), for the other backends to load.
+and the logits the writing backend computed), for the other backends to load,
+and `DIRECTORY/<backend>.imports.json`: the TensorFlow, TensorFlow Datasets
+and `keras_wavevit.recipes` modules a bare `import keras_wavevit` loaded (the
+first import of the package in this process; it runs before anything else
+here).
 """
 
+import json
 import pathlib
 import sys
 
-import keras
-import numpy as np
-
 import keras_wavevit
-from keras_wavevit.files import save_model_atomically
-from tests.configs import MICRO_CLASSIFIER
+
+IMPORTED_BY_PACKAGE = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in ("tensorflow", "tensorflow_datasets")
+    or name.startswith("keras_wavevit.recipes")
+)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_wavevit.files import save_model_atomically  # noqa: E402
+from tests.configs import MICRO_CLASSIFIER  # noqa: E402
 
 
 def write(directory):
@@ -26,6 +38,7 @@ def write(directory):
     path = pathlib.Path(directory) / f"{backend}.keras"
     save_model_atomically(model, path)
     np.savez(path.with_suffix(".npz"), images=images, logits=logits)
+    path.with_suffix(".imports.json").write_text(json.dumps(IMPORTED_BY_PACKAGE))
     return path
 
 

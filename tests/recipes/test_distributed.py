@@ -26,7 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 GLOBAL_BATCH = 8
 STEPS = 2
-PROCESS_TIMEOUT_S = 240
+# A hang guard: generous, as the other test worker (pytest-xdist) shares the CPUs.
+PROCESS_TIMEOUT_S = 480
 
 
 def _toy_data():
