@@ -23,7 +23,8 @@ SUBCOMMANDS = {
     # name: (module, help)
     "train": ("keras_wavevit.cli.train", "train a Wave-ViT and export it"),
     "evaluate": ("keras_wavevit.cli.evaluate", "top-1/top-5 and a confusion matrix"),
-    "export": ("keras_wavevit.cli.export", "export a .keras model as a SavedModel"),
+    "export": ("keras_wavevit.cli.export",
+               "export a .keras model (SavedModel, ONNX, OpenVINO IR, LiteRT)"),
     "convert": ("keras_wavevit.cli.convert", "convert an official checkpoint"),
 }
 SWITCHES_HELP = (
