@@ -50,8 +50,9 @@ def _warn_single_token_stages(config):
         warnings.warn(
             f"At input {height}x{width} with stem_stride={config.stem_stride}, "
             f"{' and '.join(single)} {'is a 1x1 map' if len(single) == 1 else 'are 1x1 maps'}: "
-            "attention over a single token learns nothing spatial. Use stem_stride=2 or a "
-            "larger input.",
+            "attention over a single token learns nothing spatial. Use "
+            + ("stem_stride=2 or " if config.stem_stride > 2 else "")
+            + f"an input of at least {2 * 8 * config.stem_stride} pixels a side.",
             stacklevel=3,
         )
 

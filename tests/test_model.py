@@ -236,8 +236,12 @@ def test_a_stage_reduced_to_one_token_is_warned_about():
     """Stem stride 4 on 32x32 leaves stage 4 a 1x1 map (its attention sees one token)."""
     small = dict(MICRO, stem_stride=4, sr_ratios=(1, 1, 1, 1))
     with pytest.warns(UserWarning, match=r"At input 32x32 with stem_stride=4, stage4 is a 1x1 "
-                                         r"map: attention over a single token"):
+                                         r"map: attention over a single token .* Use "
+                                         r"stem_stride=2 or an input of at least 64 pixels"):
         WaveViT(**small, input_shape=(32, 32, 3), num_classes=3)
+    with pytest.warns(UserWarning, match=r"stem_stride=2, stage4 is a 1x1 map: .* Use an input "
+                                         r"of at least 32 pixels a side"):
+        WaveViT(**dict(small, stem_stride=2), input_shape=(16, 16, 3), num_classes=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # stride 2 at 32, stride 4 at 64: no 1x1 stage
         WaveViT(**dict(small, stem_stride=2), input_shape=(32, 32, 3), num_classes=3)

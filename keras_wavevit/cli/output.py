@@ -4,7 +4,8 @@ By default a command hides the messages TensorFlow writes for its own
 developers: its C++ INFO and WARNING log lines (the grappler cost model's
 `Error in PredictCost()` once per compiled training step, XLA start-up
 lines), the `failed call to cuInit` error of a CUDA build on a machine
-without a GPU, and the `unsaved custom gradients` warnings of loading a
+without a GPU, the `NodeDef mentions attribute ... not in the op definition`
+error line of tf.data graphs, and the `unsaved custom gradients` warnings of loading a
 SavedModel (the wavelets' custom gradients; the serving graph needs none).
 `--verbose` (anywhere on the command line, without a value) shows them all,
 untouched. Other warnings and errors always show.
@@ -34,6 +35,8 @@ TRAIN_VERBOSITY = ("auto", "0", "1", "2")
 NATIVE_NOISE = re.compile(
     rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
     rb"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] failed call to cuInit"
+    # tf.data graphs naming an attribute this TensorFlow build's op lacks (harmless).
+    rb"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called)"
 )
 # Python log records (absl logging, the `absl` logger), by message.

@@ -77,6 +77,8 @@ PREDICT_COST = (b"W0000 00:00:1796000627.940271   18513 op_level_cost_estimator.
                 b"PredictCost() for the op: op: \"CropAndResize\" attr { key: \"T\" }\n")
 XLA = (b"I0000 00:00:1796000813.174039   18992 device_compiler.h:208] Compiled cluster using "
        b"XLA!  This line is logged at most once for the lifetime of the process.\n")
+NODEDEF = (b"E0000 00:00:1796004866.545464   15189 node_def_util.cc:682] NodeDef mentions "
+           b"attribute use_unbounded_threadpool which is not in the op definition: Op<...>\n")
 REAL_ERROR = b"E0000 00:00:1796000813.174039   18992 kernel.cc:1] Out of memory\n"
 GRADIENTS = ("Importing a function (__inference_internal_grad_fn_53392) with ops with unsaved "
              "custom gradients. Will likely fail if a gradient is requested.")
@@ -89,7 +91,7 @@ def _noisy_subcommand(monkeypatch):
     module.configure_parser = lambda parser: parser.add_argument("path")
 
     def run(args):
-        os.write(2, CUINIT + PREDICT_COST + b"partial line without newline, then " + XLA)
+        os.write(2, CUINIT + NODEDEF + PREDICT_COST + b"partial line without newline, then " + XLA)
         os.write(2, REAL_ERROR + b"a last line without a newline")
         absl_logging.warning(GRADIENTS)
         absl_logging.warning("a warning the user should see")
@@ -109,12 +111,12 @@ def test_library_logs_are_hidden_unless_verbose(monkeypatch, capfd, caplog, verb
     captured = capfd.readouterr()
     assert captured.out == "Model written to out/1\n"
     kept = REAL_ERROR.decode() + "a last line without a newline"
-    noise = [line.decode() for line in (CUINIT, PREDICT_COST, XLA)]
+    noise = [line.decode() for line in (CUINIT, NODEDEF, PREDICT_COST, XLA)]
     if verbose:
-        assert captured.err == "".join(noise[:2]) + "partial line without newline, then " + \
-            noise[2] + kept
+        assert captured.err == "".join(noise[:3]) + "partial line without newline, then " + \
+            noise[3] + kept
     else:
-        assert captured.err == "partial line without newline, then " + noise[2] + kept
+        assert captured.err == "partial line without newline, then " + noise[3] + kept
     messages = [record.getMessage() for record in caplog.records]
     assert "a warning the user should see" in messages
     assert (GRADIENTS in messages) == verbose
