@@ -130,8 +130,7 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
     >>> plan.epochs, plan.steps_per_epoch
     (10, 99)
     """
-    negative = sorted(name for name, value in dataclasses.asdict(timings).items() if value < 0)
-    if negative or timings.step_seconds <= 0:
+    if timings.step_seconds <= 0 or min(dataclasses.asdict(timings).values()) < 0:
         raise ValueError(f"Timings must be positive; received {timings}.")
     fixed = (timings.elapsed_seconds + timings.first_step_seconds + timings.validation_seconds
              + (EXPORT_RESERVE_SECONDS if export else 0.0)

@@ -2,13 +2,18 @@
 
 import json
 import os
+import time
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_wavevit import cli
 from keras_wavevit.recipes import budget
+from keras_wavevit.recipes.network import build_model, compile_network
 from keras_wavevit.recipes.train_config import TrainConfig
+from tests.configs import MICRO_ARCHITECTURE
 from tests.recipes.train_child import MICRO_MODEL, write_image_folder
 
 TIMINGS = budget.Timings(elapsed_seconds=20.0, first_step_seconds=8.0, step_seconds=0.25,
@@ -56,14 +61,6 @@ def test_budget_and_time_limit_are_exclusive():
 
 
 def test_measure_times_a_network_on_its_pipelines():
-    import time
-
-    import numpy as np
-    import tensorflow as tf
-
-    from keras_wavevit.recipes.network import build_model, compile_network
-    from tests.configs import MICRO_ARCHITECTURE
-
     count = 4 * (budget.PROBE_WARMUP_STEPS + budget.PROBE_STEPS + 2)  # more than it takes
     images = np.random.default_rng(0).uniform(0, 1, (count, 32, 32, 3)).astype("float32")
     labels = np.eye(3, dtype="float32")[np.arange(count) % 3]
