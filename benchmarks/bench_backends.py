@@ -83,9 +83,9 @@ def run_keras(backend, args):
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    import keras
+    import keras_wavevit  # before Keras imports TensorFlow: the package's oneDNN default
 
-    import keras_wavevit
+    import keras
 
     model = keras_wavevit.WaveViTSmall(
         num_classes=1000, input_shape=(args.image_size, args.image_size, 3)

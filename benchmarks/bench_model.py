@@ -15,8 +15,22 @@ Wave-ViT-S at 224 (PyTorch counters report 9.2 GFLOP = 2 per MAC). Achieved
 GFLOP/s counts 2 FLOPs per MAC; training counts 3x the forward MACs.
 
 Models: `tiny` (the CIFAR config at its own input size, read from
-`keras_wavevit.PRESETS`), `small`, `base`, `large` (224), and the
-`keras.applications` baselines `resnet50` and `convnext_tiny` (224).
+`keras_wavevit.PRESETS`), `cifar10_fast` (`examples/cifar10_fast.json`, 32x32),
+`cifar10` (the model of the shipped `cifar10` recipe, 32x32), `small`, `base`,
+`large` (224), and the `keras.applications` baselines `resnet50` and
+`convnext_tiny` (224).
+
+`--compare-official` runs the official PyTorch code (`shared/reference/official`)
+on the same configuration, batch and precision, each in its own fresh process
+right after the Keras one, and adds its images/s and our ratio to it
+(`vs official`). The official model is `wavevit_s/b/l` for `small/base/large`
+and the official `WaveViT` class with the same dims/heads/depths/ratios for the
+32x32 configurations (for a stem stride of 2, the first stem convolution's
+stride is set to 1, which is what this library's `stem_stride=2` does).
+Training is one AdamW step (`zero_grad`, forward, cross-entropy, backward,
+step); `mixed_bfloat16` is `torch.autocast("cpu", torch.bfloat16)`. torch is
+not a dependency of the project: pass `--official-python` to run the official
+side in another virtual environment that has torch, numpy and pywavelets.
 
 Usage:
     python benchmarks/bench_model.py --quick
@@ -24,6 +38,8 @@ Usage:
         --batch 16 --precision float32 mixed_bfloat16 --mode infer
     python benchmarks/bench_model.py --models tiny --batch 128 --mode train
     python benchmarks/bench_model.py --models small --fused off   # before fusion
+    python benchmarks/bench_model.py --models small cifar10_fast --mode infer train \
+        --compare-official --repeats 5 --warmup 2
 """
 
 import argparse
@@ -37,14 +53,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 BASELINES = ("resnet50", "convnext_tiny")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OFFICIAL_DIR = os.path.join(ROOT, "..", "shared", "reference", "official")
+CIFAR_MODELS = {
+    "cifar10_fast": os.path.join(ROOT, "examples", "cifar10_fast.json"),
+    "cifar10": None,  # the model of the named recipe
+}
+OFFICIAL_BUILDERS = {"small": "wavevit_s", "base": "wavevit_b", "large": "wavevit_l"}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--models", nargs="+", default=["small", "tiny"] + list(BASELINES),
-        help="tiny, small, base, large, resnet50, convnext_tiny.",
+        help="tiny, cifar10_fast, cifar10, small, base, large, resnet50, convnext_tiny.",
     )
+    parser.add_argument("--compare-official", action="store_true",
+                        help="Also run the official PyTorch model on every Wave-ViT "
+                        "configuration and print the ratio to it.")
+    parser.add_argument("--official-dir", default=DEFAULT_OFFICIAL_DIR,
+                        help="Folder holding the official wavevit.py.")
+    parser.add_argument("--official-python", default=sys.executable,
+                        help="Python interpreter with torch for the official model.")
+    parser.add_argument("--torch-threads", type=int, default=2,
+                        help="torch.set_num_threads of the official model.")
     parser.add_argument("--batch", nargs="+", type=int, default=None,
                         help="Batch sizes (default 16 at 224, 128 for tiny).")
     parser.add_argument("--precision", nargs="+", default=["float32"],
@@ -58,6 +90,7 @@ def parse_args(argv=None):
                         help="Override the input size of every model.")
     parser.add_argument("--json", help="Also write the results to this file.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--official-child", help=argparse.SUPPRESS)
     common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
@@ -132,8 +165,23 @@ def build_model(name, image_size, num_classes=1000):
         return keras.applications.ConvNeXtTiny(
             weights=None, input_shape=shape, classifier_activation=None
         )
+    if name in CIFAR_MODELS:
+        return keras_wavevit.WaveViT(
+            dict(cifar_model_config(name), input_shape=shape), num_classes=num_classes
+        )
     builder = getattr(keras_wavevit, f"WaveViT{name.capitalize()}")
     return builder(input_shape=shape, num_classes=num_classes)
+
+
+def cifar_model_config(name):
+    """The architecture dict of a 32x32 configuration (JSON, no TensorFlow)."""
+    path = CIFAR_MODELS[name] or os.path.join(
+        ROOT, "keras_wavevit", "recipes", "named_recipes", "cifar10.json"
+    )
+    with open(path) as handle:
+        config = json.load(handle)
+    config = config.get("model", config)
+    return {key: value for key, value in config.items() if not key.startswith("_")}
 
 
 def default_image_size(name):
@@ -141,7 +189,76 @@ def default_image_size(name):
         from keras_wavevit import PRESETS
 
         return PRESETS["tiny"].input_shape[0]
+    if name in CIFAR_MODELS:
+        return 32
     return 224
+
+
+def num_classes_of(name):
+    return 10 if name == "tiny" or name in CIFAR_MODELS else 1000
+
+
+# ----------------------------------------------------------------------------
+# Official child: the PyTorch code on one configuration.
+
+
+def build_official(name, official_dir):
+    sys.path.insert(0, os.path.abspath(official_dir))
+    import torch
+    import wavevit
+
+    if name in OFFICIAL_BUILDERS:
+        return getattr(wavevit, OFFICIAL_BUILDERS[name])(
+            num_classes=1000, token_label=False
+        )
+    config = cifar_model_config(name)
+    model = wavevit.WaveViT(
+        num_classes=num_classes_of(name), token_label=False,
+        stem_hidden_dim=config["stem_hidden_dim"], embed_dims=config["embed_dims"],
+        num_heads=config["num_heads"], mlp_ratios=config["mlp_ratios"],
+        depths=config["depths"], sr_ratios=config["sr_ratios"],
+        drop_path_rate=config.get("drop_path_rate", 0.0),
+    )
+    if config.get("stem_stride", 4) == 2:
+        first_conv = next(m for m in model.patch_embed1.modules()
+                          if isinstance(m, torch.nn.Conv2d))
+        first_conv.stride = (1, 1)
+    return model
+
+
+def run_official_child(spec, args):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    torch.manual_seed(0)
+    model = build_official(spec["model"], args.official_dir)
+    batch, size = spec["batch"], spec["image_size"]
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(size=(batch, 3, size, size)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, num_classes_of(spec["model"]), size=(batch,)))
+    autocast = spec["precision"] == "mixed_bfloat16"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_function = torch.nn.CrossEntropyLoss()
+
+    def infer():
+        model.eval()
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            return model(x).float().numpy()
+
+    def train():
+        model.train()
+        optimizer.zero_grad()
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            loss = loss_function(model(x).float(), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    step = infer if spec["mode"] == "infer" else train
+    seconds = common.time_interleaved({"step": step}, args.repeats, args.warmup)["step"]
+    return dict(spec, images_per_second=batch / seconds, step_ms=1e3 * seconds,
+                torch=torch.__version__, load=common.load_average())
 
 
 def run_child(spec, args):
@@ -149,6 +266,8 @@ def run_child(spec, args):
     import time
 
     import numpy as np
+
+    import keras_wavevit  # noqa: F401  (before TensorFlow, so its oneDNN default applies)
     import tensorflow as tf
     import keras
 
@@ -167,7 +286,7 @@ def run_child(spec, args):
 
     image_size = spec["image_size"]
     batch = spec["batch"]
-    num_classes = 10 if spec["model"] == "tiny" else 1000
+    num_classes = num_classes_of(spec["model"])
     model = build_model(spec["model"], image_size, num_classes)
     macs = count_macs(model, image_size)
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -216,6 +335,24 @@ def run_child(spec, args):
 # Parent: the grid of configurations.
 
 
+def has_official(model):
+    return model in OFFICIAL_BUILDERS or model in CIFAR_MODELS
+
+
+def run_in_child(command, spec):
+    """Runs `python bench_model.py <flags>` in a fresh process; its RESULT dict."""
+    command = [command[0], os.path.abspath(__file__)] + command[1:]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode or not lines:
+        print(f"FAILED {spec}:\n{completed.stderr[-2000:]}", flush=True)
+        return None
+    result = json.loads(lines[-1][len("RESULT "):])
+    print(f"done {spec}: {result['images_per_second']:.2f} img/s "
+          f"(load {result['load']})", flush=True)
+    return result
+
+
 def main():
     args = parse_args()
     common.configure_environment(args)
@@ -224,48 +361,66 @@ def main():
         result = run_child(json.loads(args.child), args)
         print("RESULT " + json.dumps(result))
         return
+    if args.official_child:
+        result = run_official_child(json.loads(args.official_child), args)
+        print("RESULT " + json.dumps(result))
+        return
     print("# Model benchmark")
     for line in common.machine_summary():
         print(f"- {line}")
     print(f"- fused kernels {args.fused}; repeats {args.repeats} (median), "
-          f"warm-up {args.warmup}; each row a fresh process")
+          f"warm-up {args.warmup}; each row a fresh process"
+          + (f"; official: torch threads {args.torch_threads}, its own fresh process "
+             "right after the Keras row" if args.compare_official else ""))
     print()
     results = []
+    official_passthrough = [
+        "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+        "--official-dir", args.official_dir, "--torch-threads", str(args.torch_threads),
+    ]
     passthrough = [
         "--repeats", str(args.repeats), "--warmup", str(args.warmup),
         "--fused", args.fused, "--onednn", args.onednn,
     ] + (["--bfc-allocator"] if args.bfc_allocator else [])
     for model in args.models:
         image_size = args.image_size or default_image_size(model)
-        batches = args.batch or ([128] if model == "tiny" else [16])
+        batches = args.batch or ([128] if model == "tiny" or model in CIFAR_MODELS else [16])
         for mode in args.mode:
             for precision in args.precision:
                 for jit in args.jit:
                     for batch in batches:
                         spec = dict(model=model, image_size=image_size, batch=batch,
                                     mode=mode, precision=precision, jit=jit)
-                        command = [sys.executable, os.path.abspath(__file__),
-                                   "--child", json.dumps(spec)] + passthrough
-                        completed = subprocess.run(command, capture_output=True, text=True)
-                        lines = [line for line in completed.stdout.splitlines()
-                                 if line.startswith("RESULT ")]
-                        if completed.returncode or not lines:
-                            print(f"FAILED {spec}:\n{completed.stderr[-2000:]}", flush=True)
+                        result = run_in_child(
+                            [sys.executable, "--child", json.dumps(spec)] + passthrough, spec
+                        )
+                        if result is None:
                             continue
-                        result = json.loads(lines[-1][len("RESULT "):])
+                        if args.compare_official and has_official(model):
+                            official = run_in_child(
+                                [args.official_python, "--official-child", json.dumps(spec)]
+                                + official_passthrough, dict(spec, model=f"official {model}")
+                            )
+                            result["official"] = official
                         results.append(result)
-                        print(f"done {spec}: {result['images_per_second']:.2f} img/s "
-                              f"(load {result['load']})", flush=True)
     headers = ["model", "size", "mode", "precision", "jit", "batch", "img/s", "step ms",
                "G MACs/img", "GFLOP/s", "matmul peak GFLOP/s", "% of peak",
                "peak RSS MB", "load"]
-    rows = [
-        [r["model"], r["image_size"], r["mode"], r["precision"], r["jit"], r["batch"],
-         f"{r['images_per_second']:.2f}", f"{r['step_ms']:.0f}", f"{r['macs'] / 1e9:.3f}",
-         f"{r['gflops']:.1f}", f"{r['peak_gflops']:.1f}",
-         f"{100 * r['gflops'] / r['peak_gflops']:.0f}%", f"{r['peak_rss_mb']:.0f}", r["load"]]
-        for r in results
-    ]
+    if args.compare_official:
+        headers[7:7] = ["official img/s", "vs official"]
+    rows = []
+    for r in results:
+        row = [r["model"], r["image_size"], r["mode"], r["precision"], r["jit"], r["batch"],
+               f"{r['images_per_second']:.2f}", f"{r['step_ms']:.0f}", f"{r['macs'] / 1e9:.3f}",
+               f"{r['gflops']:.1f}", f"{r['peak_gflops']:.1f}",
+               f"{100 * r['gflops'] / r['peak_gflops']:.0f}%", f"{r['peak_rss_mb']:.0f}",
+               r["load"]]
+        if args.compare_official:
+            official = r.get("official")
+            row[7:7] = ([f"{official['images_per_second']:.2f}",
+                         f"{r['images_per_second'] / official['images_per_second']:.2f}x"]
+                        if official else ["-", "-"])
+        rows.append(row)
     print()
     common.print_table(headers, rows)
     print(f"\nload average at end: {common.load_average()}")

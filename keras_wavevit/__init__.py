@@ -21,6 +21,16 @@ Example:
 (64, 128, 320, 448)
 """
 
+import os
+import sys
+
+if "tensorflow" not in sys.modules:
+    # TensorFlow turns on its oneDNN CPU kernels by itself only on CPUs with
+    # AVX-512 VNNI/BF16 or AMX; on AVX2 CPUs they run Wave-ViT 1.4-1.6x
+    # faster (BENCHMARKS.md, "Speed against the official code"). An explicit
+    # TF_ENABLE_ONEDNN_OPTS, or TensorFlow imported before this package, wins.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 from keras_wavevit.config import PRESETS, WaveViTConfig, resolve_config
 from keras_wavevit.layers.fusion import fused_ops
 from keras_wavevit.model import (
@@ -30,6 +40,7 @@ from keras_wavevit.model import (
     WaveViTSmall,
     WaveViTTiny,
 )
+from keras_wavevit import optimizers  # noqa: F401  (registers AdamW for loading files)
 from keras_wavevit.imagenet import IMAGENET_CLASS_NAMES, decode_predictions
 from keras_wavevit.preprocessing import (
     IMAGENET_MEAN,

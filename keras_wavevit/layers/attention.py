@@ -25,6 +25,7 @@ from keras_wavevit.layers.defaults import (
     conv_initializer,
     dense_initializer,
 )
+from keras_wavevit.layers.dense import Dense
 from keras_wavevit.layers.normalization import LayerNormalization
 from keras_wavevit.layers.wavelets import DWT2D, IDWT2D
 
@@ -109,9 +110,9 @@ class _QueryKeyValueAttention(keras.layers.Layer):
         self.dim = dim
         self.num_heads = num_heads
         dense = dict(dtype=self.dtype_policy, kernel_initializer=dense_initializer())
-        self.q = keras.layers.Dense(dim, name="q", **dense)
-        self.kv = keras.layers.Dense(2 * dim, name="kv", **dense)
-        self.proj = keras.layers.Dense(dim, name="proj", **dense)
+        self.q = Dense(dim, name="q", **dense)
+        self.kv = Dense(2 * dim, name="kv", **dense)
+        self.proj = Dense(dim, name="proj", **dense)
 
     def _build_projections(self, input_shape, proj_channels):
         self.q.build(input_shape)

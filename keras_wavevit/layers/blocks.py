@@ -24,6 +24,7 @@ from keras_wavevit.layers.defaults import (
     conv_initializer,
     dense_initializer,
 )
+from keras_wavevit.layers.dense import Dense
 from keras_wavevit.layers.fusion import exact_gelu
 from keras_wavevit.layers.normalization import LayerNormalization
 
@@ -237,7 +238,7 @@ class MixFFN(keras.layers.Layer):
         self.dim = dim
         self.hidden_dim = hidden_dim
         policy = self.dtype_policy
-        self.fc1 = keras.layers.Dense(
+        self.fc1 = Dense(
             hidden_dim, dtype=policy, kernel_initializer=dense_initializer(), name="fc1"
         )
         self.dwconv = DepthwiseConvGELU(
@@ -247,7 +248,7 @@ class MixFFN(keras.layers.Layer):
             depthwise_initializer=conv_initializer(),
             name="dwconv",
         )
-        self.fc2 = keras.layers.Dense(
+        self.fc2 = Dense(
             dim, dtype=policy, kernel_initializer=dense_initializer(), name="fc2"
         )
 

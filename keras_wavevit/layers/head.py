@@ -14,6 +14,7 @@ from keras import ops
 from keras_wavevit.layers.attention import ClassAttention
 from keras_wavevit.layers.checks import check_feature_map, check_positive, check_tokens
 from keras_wavevit.layers.defaults import LAYER_NORM_EPSILON, dense_initializer
+from keras_wavevit.layers.dense import Dense
 from keras_wavevit.layers.fusion import exact_gelu
 from keras_wavevit.layers.normalization import LayerNormalization
 
@@ -82,8 +83,8 @@ class ClassBlock(keras.layers.Layer):
         self.norm1 = LayerNormalization(name="norm1", **norm)
         self.attn = ClassAttention(dim, num_heads, dtype=policy, name="attn")
         self.norm2 = LayerNormalization(name="norm2", **norm)
-        self.fc1 = keras.layers.Dense(int(dim * mlp_ratio), name="fc1", **dense)
-        self.fc2 = keras.layers.Dense(dim, name="fc2", **dense)
+        self.fc1 = Dense(int(dim * mlp_ratio), name="fc1", **dense)
+        self.fc2 = Dense(dim, name="fc2", **dense)
 
     def build(self, input_shape):
         check_tokens(input_shape, "ClassBlock", self.dim)
@@ -140,9 +141,9 @@ class TokenLabelHead(keras.layers.Layer):
         self.num_classes = num_classes
         self.token_label = token_label
         dense = dict(dtype=self.dtype_policy, kernel_initializer=dense_initializer())
-        self.head = keras.layers.Dense(num_classes, name="head", **dense)
+        self.head = Dense(num_classes, name="head", **dense)
         self.aux_head = (
-            keras.layers.Dense(num_classes, name="aux_head", **dense)
+            Dense(num_classes, name="aux_head", **dense)
             if token_label
             else None
         )

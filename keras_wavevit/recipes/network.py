@@ -10,6 +10,7 @@ import keras
 
 from keras_wavevit.config import PRESETS, resolve_config
 from keras_wavevit.model import WaveViT
+from keras_wavevit.optimizers import AdamW
 
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 
@@ -72,7 +73,8 @@ def make_optimizer(
         clipnorm: Optional global gradient-norm clip.
 
     Returns:
-        A `keras.optimizers.AdamW`.
+        A `keras_wavevit.optimizers.AdamW` (Keras' AdamW, updated in one
+        fused loop on TensorFlow).
 
     Example:
 
@@ -97,7 +99,7 @@ def make_optimizer(
         warmup_target=learning_rate if warmup_steps else None,
         warmup_steps=warmup_steps,
     )
-    optimizer = keras.optimizers.AdamW(
+    optimizer = AdamW(
         learning_rate=schedule, weight_decay=weight_decay, global_clipnorm=clipnorm
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])

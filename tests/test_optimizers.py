@@ -1,0 +1,88 @@
+"""The fused AdamW: Keras AdamW's update, its variables and config, one compiled loop."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_wavevit.layers.fusion import fused_ops
+from keras_wavevit.optimizers import AdamW
+
+
+def train(optimizer, steps=5, seed=3):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="gelu", name="hidden"),
+        keras.layers.LayerNormalization(name="norm"),
+        keras.layers.Dense(3, name="out"),
+    ])
+    model.compile(optimizer=optimizer, loss="mse")
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(16, 6)).astype("float32"), rng.normal(size=(16, 3)).astype("float32")
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return model
+
+
+def reference_adamw(steps=5, seed=3, **kwargs):
+    """Keras' own AdamW, the reference."""
+    return train(keras.optimizers.AdamW(**kwargs), steps, seed)
+
+
+SETTINGS = dict(
+    learning_rate=keras.optimizers.schedules.CosineDecay(0.01, 10, warmup_target=0.02,
+                                                         warmup_steps=2),
+    weight_decay=0.1,
+    beta_1=0.8,
+    beta_2=0.95,
+    epsilon=1e-6,
+)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "keras-path"])
+def test_matches_keras_adamw_with_schedule_decay_and_exclusions(enabled):
+    with fused_ops(enabled):
+        ours = AdamW(**SETTINGS)
+        ours.exclude_from_weight_decay(var_names=["norm", "bias"])
+        model = train(ours)
+    reference_optimizer = keras.optimizers.AdamW(**SETTINGS)
+    reference_optimizer.exclude_from_weight_decay(var_names=["norm", "bias"])
+    reference = train(reference_optimizer)
+    for mine, theirs in zip(model.weights, reference.weights):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=mine.path)
+    for mine, theirs in zip(ours.variables, reference_optimizer.variables):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-5,
+                                   atol=1e-7, err_msg=mine.path)
+    assert int(ours.iterations) == 5
+    assert hasattr(ours, "_fused_function") == enabled
+
+
+def test_decay_really_applies_and_exclusions_hold():
+    """Without gradients' help: a zero loss leaves only the decay to move weights."""
+    layer = keras.layers.Dense(2, bias_initializer="ones")
+    layer.build((None, 2))
+    optimizer = AdamW(learning_rate=0.5, weight_decay=0.2)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    kernel = layer.kernel.numpy()
+    optimizer.apply([tf.zeros_like(layer.kernel), tf.zeros_like(layer.bias)],
+                    [layer.kernel, layer.bias])
+    np.testing.assert_allclose(layer.kernel.numpy(), kernel * (1 - 0.5 * 0.2), rtol=1e-6)
+    np.testing.assert_array_equal(layer.bias.numpy(), np.ones(2, "float32"))
+
+
+def test_is_keras_adamw_with_the_same_config_and_serializes():
+    optimizer = AdamW(learning_rate=3e-4, weight_decay=0.05, beta_2=0.98, name="opt")
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+    assert optimizer.get_config() == keras.optimizers.AdamW(
+        learning_rate=3e-4, weight_decay=0.05, beta_2=0.98, name="opt").get_config()
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(restored) is AdamW and restored.beta_2 == 0.98
+
+
+def test_amsgrad_takes_the_keras_path():
+    model = train(AdamW(learning_rate=0.01, amsgrad=True))
+    reference = reference_adamw(learning_rate=0.01, amsgrad=True)
+    for mine, theirs in zip(model.weights, reference.weights):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
