@@ -2,7 +2,8 @@
 
 Modules, lowest first: `checks` (argument and input checks), `defaults`
 (official numerics), `fusion` (fused elementwise ops and their switch),
-`normalization`, `wavelets`, `attention`, `blocks`, `head`.
+`normalization`, `dense` (projections as one 2-D matmul), `wavelets`,
+`attention`, `blocks`, `head`.
 
 Example:
 
@@ -15,6 +16,7 @@ TensorShape([1, 2, 2, 8])
 from keras_wavevit.layers.attention import Attention, ClassAttention, WaveAttention
 from keras_wavevit.layers.blocks import Block, DepthwiseConvGELU, DownSample, MixFFN, Stem
 from keras_wavevit.layers.checks import InputCheck
+from keras_wavevit.layers.dense import Dense
 from keras_wavevit.layers.head import ClassBlock, ClassTokenPool, MeanClassToken, TokenLabelHead
 from keras_wavevit.layers.normalization import LayerNormalization
 from keras_wavevit.layers.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
@@ -26,6 +28,7 @@ __all__ = [
     "ClassBlock",
     "ClassTokenPool",
     "DWT2D",
+    "Dense",
     "DepthwiseConvGELU",
     "DownSample",
     "IDWT2D",
