@@ -11,6 +11,8 @@ Backward ops are counted with their forward kind. Self times add up to the
 threads' busy time, which exceeds the wall time when TensorFlow runs
 independent ops side by side.
 
+Training steps use `keras_wavevit.optimizers.AdamW`, the recipes' optimizer.
+
 Models: `small` (Wave-ViT-S, 224), `cifar10` (the `cifar10` recipe's model,
 32x32), `cifar10_fast` (`examples/cifar10_fast.json`, 32x32).
 
@@ -141,7 +143,9 @@ def main():
         def step():
             return forward(x).numpy()
     else:
-        model.compile(optimizer=keras.optimizers.AdamW(1e-4),
+        from keras_wavevit.optimizers import AdamW
+
+        model.compile(optimizer=AdamW(1e-4),  # the recipes' optimizer
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
         def step():

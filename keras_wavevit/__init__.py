@@ -9,8 +9,10 @@ as ONNX, OpenVINO or LiteRT (`export_model`), both loaded on first use
 evaluation transform (`preprocess_official`), the ImageNet-1k class names
 with `decode_predictions`, local presets (`save_preset`, `load_preset`,
 `read_preset`), and the fusion switch (`fused_ops`). Layers live
-in `keras_wavevit.layers`; the training recipes in `keras_wavevit.recipes`
-(not imported here).
+in `keras_wavevit.layers`, the one-loop `AdamW` in `keras_wavevit.optimizers`
+(registered here, so files saved with it load); the training recipes in
+`keras_wavevit.recipes` (not imported here). Imported before TensorFlow,
+the package turns TensorFlow's oneDNN CPU kernels on (see below).
 
 Example:
 

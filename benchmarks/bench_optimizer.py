@@ -1,0 +1,89 @@
+"""The optimizer's share of a training step: Keras AdamW, the one-loop AdamW, SGD.
+
+Three copies of one Wave-ViT are compiled in one process, identical but for
+the optimizer: `keras.optimizers.AdamW`, `keras_wavevit.optimizers.AdamW`
+(the same update as one fused XLA loop) and plain `keras.optimizers.SGD`
+(the cheapest update there is: the floor for any optimizer). Their
+`train_on_batch` steps on one fixed batch are timed round-robin; medians.
+
+Models: `cifar10` (the `cifar10` recipe's model, 32x32, batch 128 by
+default) and `small` (Wave-ViT-S, 224, batch 16).
+
+Usage:
+    python benchmarks/bench_optimizer.py --model cifar10 --repeats 9 --warmup 2
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPE = os.path.join(ROOT, "keras_wavevit", "recipes", "named_recipes", "cifar10.json")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cifar10", choices=("cifar10", "small"))
+    parser.add_argument("--batch", type=int, default=None)
+    common.add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup, args.batch = 2, 1, args.batch or 8
+    return args
+
+
+def main():
+    args = parse_args()
+    common.configure_environment(args)
+    import keras_wavevit  # before TensorFlow: the package's oneDNN default
+    import keras
+    import numpy as np
+
+    from keras_wavevit.optimizers import AdamW
+
+    print("# Optimizer share of a training step")
+    for line in common.machine_summary():
+        print(f"- {line}")
+    if args.model == "small":
+        size, classes, batch = 224, 1000, args.batch or 16
+    else:
+        size, classes, batch = 32, 10, args.batch or 128
+    optimizers = {
+        "keras.optimizers.AdamW": lambda: keras.optimizers.AdamW(1e-4, weight_decay=0.05),
+        "keras_wavevit.optimizers.AdamW": lambda: AdamW(1e-4, weight_decay=0.05),
+        "keras.optimizers.SGD": lambda: keras.optimizers.SGD(1e-4),
+    }
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(batch, size, size, 3)).astype("float32")
+    y = rng.integers(0, classes, size=(batch,))
+    steps = {}
+    for name, make in optimizers.items():
+        if args.model == "small":
+            model = keras_wavevit.WaveViTSmall(num_classes=classes)
+        else:
+            with open(RECIPE) as handle:
+                config = {k: v for k, v in json.load(handle)["model"].items()
+                          if not k.startswith("_")}
+            model = keras_wavevit.WaveViT(config, num_classes=classes)
+        model.compile(optimizer=make(),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        steps[name] = lambda model=model: model.train_on_batch(x, y)
+    print(f"- model {args.model}, batch {batch}, {len(model.trainable_variables)} trainable "
+          f"variables; medians of {args.repeats} round-robin steps after {args.warmup} warm-up\n")
+    seconds = common.time_interleaved(steps, args.repeats, args.warmup)
+    keras_step = seconds["keras.optimizers.AdamW"]
+    common.print_table(
+        ["optimizer", "step ms", "images/s", "speed vs Keras AdamW"],
+        [[name, f"{1e3 * s:.0f}", f"{batch / s:.1f}", f"{keras_step / s:.3f}x"]
+         for name, s in seconds.items()],
+    )
+    print(f"\nload average at end: {common.load_average()}")
+
+
+if __name__ == "__main__":
+    main()
