@@ -14,16 +14,13 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPE = os.path.join(ROOT, "keras_wavevit", "recipes", "named_recipes", "cifar10.json")
+from bench_model import build_model, default_image_size, num_classes_of  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,7 +37,7 @@ def parse_args(argv=None):
 def main():
     args = parse_args()
     common.configure_environment(args)
-    import keras_wavevit  # before TensorFlow: the package's oneDNN default
+    import keras_wavevit  # noqa: F401  (before TensorFlow: the package's oneDNN default)
     import keras
     import numpy as np
 
@@ -49,10 +46,8 @@ def main():
     print("# Optimizer share of a training step")
     for line in common.machine_summary():
         print(f"- {line}")
-    if args.model == "small":
-        size, classes, batch = 224, 1000, args.batch or 16
-    else:
-        size, classes, batch = 32, 10, args.batch or 128
+    size, classes = default_image_size(args.model), num_classes_of(args.model)
+    batch = args.batch or (16 if args.model == "small" else 128)
     optimizers = {
         "keras.optimizers.AdamW": lambda: keras.optimizers.AdamW(1e-4, weight_decay=0.05),
         "keras_wavevit.optimizers.AdamW": lambda: AdamW(1e-4, weight_decay=0.05),
@@ -63,13 +58,7 @@ def main():
     y = rng.integers(0, classes, size=(batch,))
     steps = {}
     for name, make in optimizers.items():
-        if args.model == "small":
-            model = keras_wavevit.WaveViTSmall(num_classes=classes)
-        else:
-            with open(RECIPE) as handle:
-                config = {k: v for k, v in json.load(handle)["model"].items()
-                          if not k.startswith("_")}
-            model = keras_wavevit.WaveViT(config, num_classes=classes)
+        model = build_model(args.model, size, classes)
         model.compile(optimizer=make(),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         steps[name] = lambda model=model: model.train_on_batch(x, y)

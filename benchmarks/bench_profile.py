@@ -24,7 +24,6 @@ Usage:
 import argparse
 import collections
 import glob
-import json
 import os
 import sys
 import tempfile
@@ -33,12 +32,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
+from bench_model import CIFAR_MODELS, build_model, default_image_size, num_classes_of  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CIFAR_CONFIGS = {
-    "cifar10": os.path.join(ROOT, "keras_wavevit", "recipes", "named_recipes", "cifar10.json"),
-    "cifar10_fast": os.path.join(ROOT, "examples", "cifar10_fast.json"),
-}
 # (group, predicate on the op type and the op's name), first match wins.
 GROUPS = (
     ("optimizer update", lambda t, n: n.lower().startswith(("adam", "sgd"))),
@@ -63,24 +58,13 @@ GROUPS = (
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="small", choices=["small", *CIFAR_CONFIGS])
+    parser.add_argument("--model", default="small", choices=["small", *CIFAR_MODELS])
     parser.add_argument("--mode", default="infer", choices=("infer", "train"))
     parser.add_argument("--batch", type=int, default=None,
                         help="Default 16 for small, 128 for the 32x32 models.")
     parser.add_argument("--ops", type=int, default=15, help="Op types listed after the groups.")
     common.add_common_arguments(parser)
     return parser.parse_args(argv)
-
-
-def build(name):
-    import keras_wavevit
-
-    if name == "small":
-        return keras_wavevit.WaveViTSmall(num_classes=1000), 224, 1000
-    with open(CIFAR_CONFIGS[name]) as handle:
-        config = json.load(handle)
-    config = {k: v for k, v in config.get("model", config).items() if not k.startswith("_")}
-    return keras_wavevit.WaveViT(config, num_classes=10), 32, 10
 
 
 def self_times(directory):
@@ -132,7 +116,8 @@ def main():
     print(f"# Op-time breakdown: {args.model} {args.mode}")
     for line in common.machine_summary():
         print(f"- {line}")
-    model, size, classes = build(args.model)
+    size, classes = default_image_size(args.model), num_classes_of(args.model)
+    model = build_model(args.model, size, classes)
     batch = args.batch or (16 if args.model == "small" else 128)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(size=(batch, size, size, 3)).astype(np.float32))
