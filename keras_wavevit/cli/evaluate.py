@@ -64,6 +64,9 @@ def configure_parser(parser):
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="skip image-folder files that are not whole images "
                         "(named in a warning) instead of stopping")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="score each image as the mean of the scores of it and its "
+                        "mirror image (for models trained with random flips)")
     parser.add_argument("--output", help="directory for confusion_matrix.png and "
                         "evaluation.json (default: next to the model; for a SavedModel "
                         "BASE/VERSION: BASE-VERSION-evaluation)")
@@ -90,12 +93,14 @@ def run(args):
         validation_fraction=args.validation_fraction, image_size=args.image_size,
         batch_size=args.batch_size, output=args.output,
         skip_bad_images=args.skip_bad_images, preprocessing=args.preprocessing,
+        flip_average=args.flip_average,
     )
     for note in result["notes"]:
         print(f"Note: {note}")
     size = result["image_size"]
     at = "" if size is None else f" at {size[0]}x{size[1]}"
-    print(f"Preprocessing: {result['preprocessing']}{at}")
+    flips = ", scores averaged with the mirror images" if result["flip_average"] else ""
+    print(f"Preprocessing: {result['preprocessing']}{at}{flips}")
     print(f"Images: {result['count']}")
     print(f"Top-1 accuracy: {result['top1']:.4f}")
     print(f"Top-5 accuracy: {result['top5']:.4f}")

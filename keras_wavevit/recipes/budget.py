@@ -10,8 +10,13 @@ checkpoints, the final evaluation, the figures and the export all end
 inside the budget, and the warm-up and cosine decay are laid over exactly
 those steps: the learning rate reaches its minimum as the budget ends.
 
-The plan is made once per run and stored with it, so a resumed run follows
-the same schedule.
+The probe is short and a host's speed drifts (on shared machines by 20%
+within minutes), so the plan is checked after every epoch against the time
+the epochs actually took: when the epochs left no longer fit, the run drops
+the ones that do not and moves the end of its cosine decay to the new last
+epoch, so it still anneals, and ends, inside the budget. The plan only
+shrinks: a host that turns out faster ends the run early. The plan and each
+change to it are stored with the run, so a resumed run follows them.
 """
 
 import dataclasses
@@ -21,6 +26,8 @@ import tempfile
 import time
 
 import keras
+
+from keras_wavevit.recipes.network import learning_rate_schedule
 
 # Seconds kept for the phases after `fit` that cannot be timed beforehand
 # without doing them twice: the SavedModel export with its test answer, and
@@ -99,7 +106,15 @@ class BudgetPlan:
         return cls(**{field.name: values[field.name] for field in dataclasses.fields(cls)})
 
 
-def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=True):
+def _after_training_seconds(timings, export, plots, evaluation_passes):
+    """The final evaluation, `final.keras`, and the figure and export reserves."""
+    return (evaluation_passes * timings.validation_seconds + timings.checkpoint_seconds / 2.0
+            + (EXPORT_RESERVE_SECONDS if export else 0.0)
+            + (FIGURES_RESERVE_SECONDS if plots else 0.0))
+
+
+def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=True,
+             evaluation_passes=1):
     """Chooses epochs and steps per epoch that end the run inside the budget.
 
     Time left after what is already spent goes to: the real network's
@@ -114,6 +129,8 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
         full_steps_per_epoch: Steps of one full pass over the training split.
         export: Whether the run exports a SavedModel.
         plots: Whether the run draws its figures.
+        evaluation_passes: Passes over the validation data after training
+            (3 when the evaluation also averages with mirror images).
 
     Returns:
         A `BudgetPlan`.
@@ -132,9 +149,8 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
     """
     if timings.step_seconds <= 0 or min(dataclasses.asdict(timings).values()) < 0:
         raise ValueError(f"Timings must be positive; received {timings}.")
-    fixed = (timings.elapsed_seconds + timings.first_step_seconds + timings.validation_seconds
-             + (EXPORT_RESERVE_SECONDS if export else 0.0)
-             + (FIGURES_RESERVE_SECONDS if plots else 0.0))
+    fixed = (timings.elapsed_seconds + timings.first_step_seconds
+             + _after_training_seconds(timings, export, plots, evaluation_passes))
     per_epoch = timings.validation_seconds + timings.checkpoint_seconds
     available = budget_minutes * 60.0 - fixed
     def steps_for(epochs):
@@ -225,29 +241,126 @@ def measure(probe, train_data, validation_data, validation_batches, started):
     )
 
 
-class BudgetProgress(keras.callbacks.Callback):
-    """Prints, after every epoch, how much of the time budget is used and left.
+def replan(plan, elapsed_seconds, epochs_done, epoch_seconds, export=True, plots=True,
+           evaluation_passes=1):
+    """The epochs a run can still complete, after `epochs_done`, inside its budget.
+
+    What is left of the budget, less what follows training (the final
+    evaluation, `final.keras`, the figure and export reserves), is divided
+    by what an epoch now costs (training, validation and checkpoints, as
+    measured on the last epochs). The plan never grows.
+
+    Args:
+        plan: The run's current `BudgetPlan`.
+        elapsed_seconds: Wall-clock seconds since the run started.
+        epochs_done: Epochs finished.
+        epoch_seconds: What one epoch costs now, everything included.
+        export: Whether the run exports a SavedModel.
+        plots: Whether the run draws its figures.
+        evaluation_passes: Passes over the validation data after training.
+
+    Returns:
+        The run's total epochs: between `epochs_done` (stop now) and
+        `plan.epochs`.
+
+    Example:
+
+    >>> timings = Timings(0.0, 0.0, 1.0, validation_seconds=10.0, checkpoint_seconds=2.0)
+    >>> plan = BudgetPlan(10.0, 8, 60, 9.9, dataclasses.asdict(timings))
+    >>> replan(plan, elapsed_seconds=300.0, epochs_done=4, epoch_seconds=75.0,
+    ...        export=False, plots=False)  # 289 s left: 3 epochs of 75 s, not 4
+    7
+    """
+    timings = Timings(**plan.timings)
+    left = (plan.budget_minutes * 60.0 - elapsed_seconds
+            - _after_training_seconds(timings, export, plots, evaluation_passes))
+    fitting = int(max(left, 0.0) // epoch_seconds) if epoch_seconds > 0 else plan.epochs
+    return max(epochs_done, min(plan.epochs, epochs_done + fitting))
+
+
+class BudgetKeeper(keras.callbacks.Callback):
+    """Keeps a run inside its time budget: re-plans after every epoch.
+
+    After each epoch from the second of a `fit` call on, it measures what
+    the last two epochs cost (training, validation, checkpoints; the first
+    epoch, which traces the step and fills the decoded-image cache, is not a
+    measure) and calls `replan`. When fewer epochs
+    fit than planned, the end of the learning-rate schedule (a
+    `MovableCosineDecay`) moves to the new last epoch, `on_replan` is called
+    with the new plan (the run stores it, so a resumed run follows it) and
+    training stops after that epoch. It prints the budget used and left.
+    Put it after the checkpoint callbacks, so their time is counted.
 
     Args:
         plan: The run's `BudgetPlan`.
         started: `time.time()` when the run started (stored with the plan,
             so a resumed run counts from the first start).
+        export: Whether the run exports a SavedModel.
+        plots: Whether the run draws its figures.
+        evaluation_passes: Passes over the validation data after training.
+        on_replan: Called with the new `BudgetPlan` and the epochs done
+            when the plan shrinks.
+        clock: Returns the current time in seconds (`time.time`).
 
     Example:
 
-    >>> progress = BudgetProgress(BudgetPlan(60.0, 20, 351, 59.4, {}), time.time())
+    >>> keeper = BudgetKeeper(BudgetPlan(60.0, 20, 351, 59.4, {}), time.time())
     """
 
-    def __init__(self, plan, started):
+    def __init__(self, plan, started, export=True, plots=True, evaluation_passes=1,
+                 on_replan=None, clock=time.time):
         super().__init__()
+        self.evaluation_passes = evaluation_passes
         self.plan = plan
         self.started = started
+        self.export = export
+        self.plots = plots
+        self.on_replan = on_replan
+        self.clock = clock
+
+    def on_train_begin(self, logs=None):
+        self._epoch_ends = [self.clock()]
+
+    def _epoch_seconds(self):
+        """The mean of the last two epochs after the first of this `fit` call."""
+        durations = [end - start for start, end in zip(self._epoch_ends, self._epoch_ends[1:])]
+        recent = durations[1:][-2:]
+        return sum(recent) / len(recent)
 
     def on_epoch_end(self, epoch, logs=None):
-        used = (time.time() - self.started) / 60.0
+        now = self.clock()
+        self._epoch_ends.append(now)
+        # The first epoch of a fit call pays one-time costs that later ones do
+        # not (tracing, filling the decoded-image cache), so it is not a
+        # measure of what the epochs left will cost.
+        if len(self._epoch_ends) > 2:
+            epochs = replan(self.plan, now - self.started, epoch + 1, self._epoch_seconds(),
+                            export=self.export, plots=self.plots,
+                            evaluation_passes=self.evaluation_passes)
+            if epochs < self.plan.epochs:
+                self._shrink(epochs, epoch + 1, now)
+        used = (now - self.started) / 60.0
         print(
             f"Time budget: epoch {epoch + 1}/{self.plan.epochs}, {used:.1f} of "
             f"{self.plan.budget_minutes:g} minutes used, {self.plan.budget_minutes - used:.1f} "
             f"left (planned end: {self.plan.planned_minutes:.1f}).",
             flush=True,
         )
+        if epoch + 1 >= self.plan.epochs:
+            self.model.stop_training = True
+
+    def _shrink(self, epochs, epochs_done, now):
+        planned_seconds = (now - self.started + (epochs - epochs_done) * self._epoch_seconds()
+                           + _after_training_seconds(Timings(**self.plan.timings), self.export,
+                                                     self.plots, self.evaluation_passes))
+        print(f"Time budget: epochs take longer than measured; re-planned from "
+              f"{self.plan.epochs} to {epochs} epochs, the learning rate now anneals at the "
+              f"end of epoch {epochs}.", flush=True)
+        self.plan = dataclasses.replace(self.plan, epochs=epochs,
+                                        planned_minutes=round(planned_seconds / 60.0, 2))
+        schedule = learning_rate_schedule(self.model.optimizer)
+        schedule.move_end(max(epochs * self.plan.steps_per_epoch, schedule.warmup_steps + 1))
+        if keras.backend.backend() == "jax":  # its compiled step holds the old end as a value
+            self.model.make_train_function(force=True)
+        if self.on_replan is not None:
+            self.on_replan(self.plan, epochs_done)

@@ -207,6 +207,34 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
 
 
+def flip_averaged(predict):
+    """Test-time flips: the mean of the scores of images and of their mirror images.
+
+    Args:
+        predict: Maps an image batch `(batch, height, width, channels)` to
+            scores `(batch, num_classes)`.
+
+    Returns:
+        A function of the same kind whose scores are the average of
+        `predict` on the batch and on the batch flipped left to right (of
+        the scores as `predict` gives them: logits for a model without a
+        softmax, probabilities for a SavedModel).
+
+    Example:
+
+    >>> left_column = lambda images: np.asarray(images)[:, 0, 0, :]
+    >>> flip_averaged(left_column)(np.array([[[[1.0], [3.0]]]]))
+    array([[2.]], dtype=float32)
+    """
+
+    def predict_both_ways(images):
+        mirrored = tf.reverse(images, axis=[2])
+        return (np.asarray(predict(images), dtype="float32")
+                + np.asarray(predict(mirrored), dtype="float32")) / 2.0
+
+    return predict_both_ways
+
+
 def evaluate(predict, dataset, num_classes, batch_size=256):
     """Top-1/top-5 accuracy and the confusion matrix of `predict` on `dataset`.
 
@@ -415,6 +443,7 @@ def evaluate_model(
     output=None,
     skip_bad_images=False,
     preprocessing=None,
+    flip_average=False,
 ):
     """Evaluates a model file on data and writes the confusion matrix and numbers.
 
@@ -441,10 +470,14 @@ def evaluate_model(
         preprocessing: `"resize"` or `"official"` (see the module
             docstring); `None` (the default): `"resize"` for a `.keras`
             file, the recorded preprocessing for a SavedModel.
+        flip_average: Score each image as the mean of the model's scores
+            for it and for its mirror image (`flip_averaged`), for models
+            trained with random flips; it costs a second pass.
 
     Returns:
         The `evaluate` dict plus `class_names` (the rows of the matrix),
-        `notes` (what the class check assumed), `preprocessing` and
+        `notes` (what the class check assumed), `flip_average`,
+        `preprocessing` and
         `image_size` (what the images went through), and `figure` /
         `report`, the files written.
 
@@ -475,7 +508,10 @@ def evaluate_model(
         match_classes(data_class_names, classifier.class_names, classifier.num_classes)
     )
     images = images.map(lambda image, label: (image, tf.gather(label_map, label)))
+    if flip_average:
+        predict = flip_averaged(predict)
     result = evaluate(predict, images, classifier.num_classes, batch_size)
+    result["flip_average"] = bool(flip_average)
     result["preprocessing"] = preprocessing
     result["image_size"] = None if image_size is None else list(image_size)
     result["class_names"] = classifier.class_names or list(data_class_names)

@@ -4,6 +4,8 @@
 name, inline JSON, a `.json` file); `build_model` turns it into a logits
 classifier and
 `compile_network` gives it the recipe's AdamW schedule, loss and metrics.
+The schedule is a `MovableCosineDecay`, whose end a time-budgeted run moves
+earlier when its host turns out slower than measured (`recipes.budget`).
 """
 
 import keras
@@ -56,10 +58,86 @@ def build_model(model, num_classes, image_size=None, drop_path_rate=None):
     )
 
 
+@keras.saving.register_keras_serializable(package="keras_wavevit")
+class MovableCosineDecay(keras.optimizers.schedules.CosineDecay):
+    """Keras' `CosineDecay` (with warm-up) whose end can be moved while training.
+
+    The number of decay steps lives in a non-trainable variable that the
+    compiled training step reads, so `move_end` takes effect from the next
+    step without tracing again (on JAX, whose compiled step holds values
+    rather than variables, rebuild the train function after moving it).
+    A time-budgeted run uses it to finish the cosine exactly when its
+    re-planned last epoch ends. Saved models keep the moved end.
+
+    Args:
+        initial_learning_rate: Learning rate at step 0.
+        decay_steps: Steps of the cosine decay (after the warm-up).
+        alpha: Final learning rate as a fraction of the decayed-from rate.
+        name: Name of the schedule's ops.
+        warmup_target: Learning rate reached after the warm-up (`None`: no
+            warm-up).
+        warmup_steps: Steps of linear warm-up.
+
+    Example:
+
+    >>> schedule = MovableCosineDecay(0.0, decay_steps=90, warmup_target=1e-3,
+    ...     warmup_steps=10, alpha=0.01)
+    >>> schedule.move_end(total_steps=50)
+    >>> round(float(schedule(50)), 8)  # the end: alpha times the peak
+    1e-05
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
+        super().__init__(initial_learning_rate, decay_steps, alpha=alpha, name=name,
+                         warmup_target=warmup_target, warmup_steps=warmup_steps)
+        self.decay_steps = keras.Variable(float(decay_steps), dtype="float32",
+                                          trainable=False, name="decay_steps")
+
+    @property
+    def total_steps(self):
+        """Warm-up plus decay steps: the step at which the schedule ends."""
+        return self.warmup_steps + int(round(float(keras.ops.convert_to_numpy(self.decay_steps))))
+
+    def move_end(self, total_steps):
+        """Makes the schedule end (reach its final rate) at `total_steps`.
+
+        Args:
+            total_steps: The new last step, warm-up included; more than the
+                warm-up.
+
+        Raises:
+            ValueError: `total_steps` leaves no decay step after the warm-up.
+        """
+        if total_steps <= self.warmup_steps:
+            raise ValueError(
+                f"total_steps must exceed the {self.warmup_steps} warm-up steps; "
+                f"received {total_steps}."
+            )
+        self.decay_steps.assign(float(total_steps - self.warmup_steps))
+
+    def get_config(self):
+        return {**super().get_config(), "decay_steps": float(keras.ops.convert_to_numpy(self.decay_steps))}
+
+
+def learning_rate_schedule(optimizer):
+    """The learning-rate schedule `optimizer` was built with (Keras keeps it private).
+
+    Example:
+
+    >>> learning_rate_schedule(make_optimizer(1e-3, 0.05, 100, 10)).total_steps
+    100
+    """
+    return optimizer._learning_rate
+
+
 def make_optimizer(
     learning_rate, weight_decay, total_steps, warmup_steps, min_learning_rate=0.0, clipnorm=None
 ):
     """AdamW with linear warm-up to `learning_rate`, then cosine decay.
+
+    The schedule is a `MovableCosineDecay` (its end can be moved while
+    training).
 
     Weight decay skips biases and normalisation parameters (`bias`, `gamma`,
     `beta`), as usual for transformers.
@@ -92,7 +170,7 @@ def make_optimizer(
             f"warmup_steps must be in [0, total_steps); received "
             f"warmup_steps={warmup_steps}, total_steps={total_steps}."
         )
-    schedule = keras.optimizers.schedules.CosineDecay(
+    schedule = MovableCosineDecay(
         initial_learning_rate=0.0 if warmup_steps else learning_rate,
         decay_steps=total_steps - warmup_steps,
         alpha=min_learning_rate / learning_rate,

@@ -139,7 +139,8 @@ def plan_time_budget(config, state, data, distribution, started):
     Without a budget, returns `config` and `data` unchanged. Otherwise a
     throwaway copy of the network is timed on the run's pipelines
     (`recipes.budget`), and the plan's epochs and steps per epoch replace
-    the config's; a resumed run reads the plan it recorded.
+    the config's; a resumed run reads the plan it recorded (with the
+    changes `fit` made to it: `budget.BudgetKeeper`).
 
     Args:
         config: The `TrainConfig`.
@@ -163,7 +164,8 @@ def plan_time_budget(config, state, data, distribution, started):
         timings = budget_lib.measure(probe, data.train, data.validation, validation_batches,
                                      started)
         plan = budget_lib.plan_run(config.time_budget_minutes, timings, data.steps_per_epoch,
-                                   export=config.export, plots=config.plots)
+                                   export=config.export, plots=config.plots,
+                                   evaluation_passes=_evaluation_passes(config))
         state.finish("plan", {**plan.to_dict(), "started": started})
         print(
             f"Time budget {plan.budget_minutes:g} minutes: {timings.step_seconds:.3f} s per "
@@ -212,9 +214,11 @@ def fit(config, state, data, network):
         ),
     ]
     if state.done("plan"):
-        plan = state.result("plan")
-        callbacks.append(budget_lib.BudgetProgress(budget_lib.BudgetPlan.from_dict(plan),
-                                                   plan["started"]))
+        stored = state.result("plan")
+        callbacks.append(budget_lib.BudgetKeeper(
+            budget_lib.BudgetPlan.from_dict(stored), stored["started"], export=config.export,
+            plots=config.plots, evaluation_passes=_evaluation_passes(config), on_replan=lambda plan, done: _store_replan(state, plan, done),
+        ))
     print(
         f"Training {network.name} ({network.count_params():,} parameters, "
         f"{keras.config.dtype_policy().name}) on {data.splits.num_train} images, validating on "
@@ -226,6 +230,19 @@ def fit(config, state, data, network):
         data.train, validation_data=data.validation, epochs=config.epochs, callbacks=callbacks,
         verbose=config.verbose, shuffle=False,  # the tf.data pipeline shuffles every epoch
     )
+
+
+def _evaluation_passes(config):
+    """Passes of the final evaluation: 3 when it also averages with mirror images."""
+    return 3 if config.flip else 1
+
+
+def _store_replan(state, plan, epochs_done):
+    """Records a shrunk plan (a resumed run builds its schedule from it)."""
+    stored = state.result("plan")
+    replans = [*stored.get("replans", []), {"after_epoch": epochs_done, "epochs": plan.epochs,
+                                            "planned_minutes": plan.planned_minutes}]
+    state.finish("plan", {**stored, **plan.to_dict(), "replans": replans})
 
 
 def _tensorboard(state):
@@ -267,8 +284,12 @@ def trained_model(state):
     return keras.saving.load_model(best if os.path.isfile(best) else state.path("final.keras"))
 
 
-def evaluate(data, model):
+def evaluate(data, model, flip_average=False):
     """Validation loss, top-1 and top-5 accuracy, and inference images/s.
+
+    With `flip_average` (runs trained with random flips), also the top-1
+    accuracy of the scores averaged over each image and its mirror image
+    (`val_accuracy_flip_averaged`).
 
     Example:
 
@@ -292,6 +313,15 @@ def evaluate(data, model):
         f"{result['val_top5_accuracy']:.4f}; inference "
         f"{result['inference_images_per_second']:.1f} images/s."
     )
+    if flip_average:
+        from keras_wavevit.recipes import evaluation
+
+        predict = evaluation.flip_averaged(model.predict_on_batch)
+        normalized = data.splits.validation.map(
+            lambda image, label: (data_lib.normalize_images(image), label))
+        averaged = evaluation.evaluate(predict, normalized, data.splits.num_classes)
+        result["val_accuracy_flip_averaged"] = averaged["top1"]
+        print(f"Validation accuracy averaged with mirror images: {averaged['top1']:.4f}.")
     return result
 
 

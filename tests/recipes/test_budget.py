@@ -1,5 +1,6 @@
 """Time-budgeted runs: the plan fills the budget, and a run anneals exactly at its end."""
 
+import functools
 import json
 import os
 import time
@@ -26,8 +27,9 @@ def seconds_used(plan, timings, export, plots):
         budget.FIGURES_RESERVE_SECONDS if plots else 0.0)
     per_epoch = (timings.validation_seconds + timings.checkpoint_seconds
                  + plan.steps_per_epoch * timings.step_seconds)
+    final_save = timings.checkpoint_seconds / 2.0  # final.keras (a checkpoint is two saves)
     return (timings.elapsed_seconds + timings.first_step_seconds + timings.validation_seconds
-            + reserves + plan.epochs * per_epoch)
+            + final_save + reserves + plan.epochs * per_epoch)
 
 
 @pytest.mark.parametrize("minutes", [2.0, 10.0, 60.0, 600.0])
@@ -50,7 +52,7 @@ def test_plan_fills_the_budget_without_overrunning_it(minutes, export, plots):
 
 def test_a_budget_too_short_for_one_step_is_refused_with_the_smallest_that_fits():
     with pytest.raises(ValueError, match=r"A time budget of 0.5 minutes cannot hold one training "
-                                         r"step: 1.4 minutes go to .* Give at least 1.6 minutes."):
+                                         r"step: 1.5 minutes go to .* Give at least 1.6 minutes."):
         budget.plan_run(0.5, TIMINGS, 100)
     assert budget.plan_run(1.6, TIMINGS, 100).epochs == 1  # the budget it names fits
 
@@ -78,26 +80,65 @@ def test_measure_times_a_network_on_its_pipelines():
     assert short.step_seconds > 0
 
 
-def test_budgeted_run_follows_its_plan_and_anneals_at_the_end(tmp_path, capsys, monkeypatch):
-    # Fixed timings make the plan exact and fast to run: 15 s of budget,
-    # 1 s steps, full passes of 4 steps (18 training images at batch 4).
-    timings = budget.Timings(elapsed_seconds=1.0, first_step_seconds=1.0, step_seconds=1.0,
-                             validation_seconds=1.0, checkpoint_seconds=0.5)
-    monkeypatch.setattr(budget, "measure", lambda *args, **kwargs: timings)
-    folder = write_image_folder(str(tmp_path / "images"))
+# The probe's fixed timings make a plan exact: 1 s steps, full passes of 4 steps
+# (18 training images at batch 4), 1.5 s of validation and checkpoints per epoch; the
+# final evaluation is 3 validation passes (the run trains with flips, so it also scores
+# the mirror images).
+ONE_SECOND_TIMINGS = budget.Timings(elapsed_seconds=1.0, first_step_seconds=1.0,
+                                    step_seconds=1.0, validation_seconds=1.0,
+                                    checkpoint_seconds=0.5)
+
+
+def run_budgeted(tmp_path, monkeypatch, minutes, epoch_seconds):
+    """Trains the micro model with a budget; by the run's clock each epoch takes `epoch_seconds`.
+
+    Training starts when the plan expects it (1 s after the run started).
+    Returns the run's output directory.
+    """
+    monkeypatch.setattr(budget, "measure", lambda *args, **kwargs: ONE_SECOND_TIMINGS)
     output = str(tmp_path / "run")
-    command = ["train", "--data-dir", folder, "--model", MICRO_MODEL, "--batch-size", "4",
-               "--validation-fraction", "0.25", "--time-budget-minutes", "0.25",
-               "--warmup-epochs", "0.5", "--no-plots", "--no-export", "--verbose", "0",
-               "--output", output, "--seed", "0"]
-    assert cli.main(command) == 0
-    plan = budget.plan_run(0.25, timings, 4, export=False, plots=False)
+    ticks = []
+
+    def clock():
+        if ticks:
+            ticks.append(ticks[-1] + epoch_seconds)
+        else:
+            with open(os.path.join(output, "phases.json"), encoding="utf-8") as file:
+                ticks.append(json.load(file)["phases"]["plan"]["started"] + 1.0)
+        return ticks[-1]
+
+    monkeypatch.setattr(budget, "BudgetKeeper", functools.partial(budget.BudgetKeeper,
+                                                                  clock=clock))
+    folder = write_image_folder(str(tmp_path / "images"))
+    assert cli.main(budget_command(folder, output, minutes)) == 0
+    return output
+
+
+def budget_command(folder, output, minutes):
+    return ["train", "--data-dir", folder, "--model", MICRO_MODEL, "--batch-size", "4",
+            "--validation-fraction", "0.25", "--time-budget-minutes", str(minutes),
+            "--warmup-epochs", "0.5", "--no-plots", "--no-export", "--verbose", "0",
+            "--output", output, "--seed", "0"]
+
+
+def read_json(*path):
+    with open(os.path.join(*path), encoding="utf-8") as file:
+        return json.load(file)
+
+
+def test_budgeted_run_follows_its_plan_and_anneals_at_the_end(tmp_path, capsys, monkeypatch):
+    plan = budget.plan_run(0.3, ONE_SECOND_TIMINGS, 4, export=False, plots=False,
+                           evaluation_passes=3)
+    as_planned = 1.5 + plan.steps_per_epoch * 1.0
+    output = run_budgeted(tmp_path, monkeypatch, 0.3, epoch_seconds=as_planned)
     assert plan.epochs > 1 and plan.steps_per_epoch < 4  # a plan that shortens the epochs
     printed = capsys.readouterr().out
-    assert "Time budget 0.25 minutes: 1.000 s per step" in printed
+    assert "Time budget 0.3 minutes: 1.000 s per step" in printed
+    assert "re-planned" not in printed
     assert f"Time budget: epoch {plan.epochs}/{plan.epochs}," in printed
-    summary = json.load(open(os.path.join(output, "summary.json"), encoding="utf-8"))
+    summary = read_json(output, "summary.json")
     assert summary["time_budget"]["epochs"] == summary["epochs_completed"] == plan.epochs
+    assert "replans" not in summary["time_budget"]
     assert summary["config"]["epochs"] == plan.epochs
     assert summary["config"]["steps_per_epoch"] == plan.steps_per_epoch
     assert summary["wall_clock_minutes"] > 0
@@ -108,4 +149,59 @@ def test_budgeted_run_follows_its_plan_and_anneals_at_the_end(tmp_path, capsys, 
     assert final_rate == pytest.approx(TrainConfig().min_learning_rate, rel=0.05)
     # A rerun reads the recorded plan instead of measuring again.
     monkeypatch.setattr(budget, "measure", None)
+    command = budget_command(str(tmp_path / "images"), output, 0.3)
     assert cli.main(command) == 2  # finished: refused, never re-planned
+
+
+REPLAN_TIMINGS = budget.Timings(elapsed_seconds=0.0, first_step_seconds=5.0, step_seconds=1.0,
+                                validation_seconds=10.0, checkpoint_seconds=2.0)
+
+
+def test_replan_keeps_the_plan_while_the_epochs_fit():
+    plan = budget.plan_run(10.0, REPLAN_TIMINGS, 60, export=False, plots=False)
+    epoch_seconds = plan.steps_per_epoch * 1.0 + 10.0 + 2.0  # as the probe measured
+    tail = 10.0 + 1.0  # final evaluation and final.keras
+    elapsed = 5.0 + 3 * epoch_seconds
+    assert plan.epochs * epoch_seconds + 5.0 + tail <= 600.0
+    assert budget.replan(plan, elapsed, 3, epoch_seconds, export=False, plots=False) == plan.epochs
+
+
+def test_replan_drops_the_epochs_that_no_longer_fit_and_never_grows():
+    plan = budget.plan_run(10.0, REPLAN_TIMINGS, 60, export=False, plots=False)
+    slow = 90.0  # epochs take 25% longer than planned
+    elapsed = 5.0 + 3 * slow
+    left = 600.0 - elapsed - 11.0  # after the final evaluation and final.keras
+    expected = 3 + int(left // slow)
+    assert expected < plan.epochs
+    assert budget.replan(plan, elapsed, 3, slow, export=False, plots=False) == expected
+    # The export and figure reserves count too.
+    with_export = 3 + int((left - budget.EXPORT_RESERVE_SECONDS - budget.FIGURES_RESERVE_SECONDS)
+                          // slow)
+    assert budget.replan(plan, elapsed, 3, slow) == with_export
+    # Faster epochs never add epochs; a budget already spent stops the run now.
+    assert budget.replan(plan, 60.0, 1, 1.0, export=False, plots=False) == plan.epochs
+    assert budget.replan(plan, 700.0, 5, slow, export=False, plots=False) == 5
+
+
+def test_a_run_whose_epochs_run_slow_replans_and_still_anneals_at_its_end(
+        tmp_path, capsys, monkeypatch):
+    # The plan: 5 epochs of 3 steps in 30 s, 4.5 s each. The clock says each
+    # epoch takes 6 s. The first epoch is not a measure (it traces, it fills
+    # caches); after the second, 13.75 s are left before the final
+    # evaluation: room for 2 more epochs, not 3.
+    output = run_budgeted(tmp_path, monkeypatch, 0.5, epoch_seconds=6.0)
+    first = budget.plan_run(0.5, ONE_SECOND_TIMINGS, 4, export=False, plots=False,
+                            evaluation_passes=3)
+    assert first.epochs == 5 and first.steps_per_epoch == 3
+    assert "re-planned from 5 to 4 epochs" in capsys.readouterr().out
+    summary = read_json(output, "summary.json")
+    assert summary["epochs_completed"] == summary["time_budget"]["epochs"] == 4
+    assert [(change["after_epoch"], change["epochs"])
+            for change in summary["time_budget"]["replans"]] == [(2, 4)]
+    # The run ended where its moved schedule ends: at the final learning rate.
+    model = keras.saving.load_model(os.path.join(output, "final.keras"))
+    assert int(model.optimizer.iterations.numpy()) == 4 * 3
+    final_rate = float(model.optimizer.learning_rate.numpy())
+    assert final_rate == pytest.approx(TrainConfig().min_learning_rate, rel=0.05)
+    # A resumed run builds its schedule from the stored, shrunk plan.
+    assert read_json(output, "phases.json")["phases"]["plan"]["epochs"] == 4

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_wavevit.export import export_saved_model
+from keras_wavevit.preprocessing import normalize_images
 from keras_wavevit.recipes import evaluation
 from keras_wavevit.recipes.evaluation import evaluate, evaluate_model, match_classes
 from tests.test_export import keras_probabilities, plain_classifier
@@ -181,3 +182,40 @@ def test_official_preprocessing_reads_the_held_out_images_of_a_folder(exported, 
     with pytest.raises(ValueError, match=r"preprocessing must be one of \('resize', "
                                          r"'official'\); received 'crop'"):
         evaluate_model(exported["saved"], data_dir=folder, preprocessing="crop")
+
+
+def test_flip_average_scores_each_image_with_its_mirror_image(tmp_path):
+    # A linear model of the pixels: mirror images get other scores, and each image its own.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3), name="images"), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    paths = {"keras": str(tmp_path / "linear.keras"),
+             "saved": export_saved_model(model, tmp_path / "serving", class_names=MODEL_CLASSES)}
+    model.save(paths["keras"])
+    folder = str(tmp_path / "data")
+    names = sorted(MODEL_CLASSES)  # the folder's class order
+    images = write_folder(folder, names, per_class=8, size=(16, 16))
+    batch = np.concatenate([images[name] for name in names])
+
+    def logits(pixels):  # in float64
+        return np.asarray(model(normalize_images(tf.cast(pixels, tf.float32))), "float64")
+
+    def probabilities(pixels):
+        return np.exp(logits(pixels)) / np.exp(logits(pixels)).sum(axis=-1, keepdims=True)
+
+    # Scores are averaged as the file gives them: a .keras classifier's logits,
+    # a SavedModel's probabilities. A .keras file is matched to the folder by
+    # class order, a SavedModel by name.
+    for path, scores, class_ids in (
+            (paths["keras"], logits, [0, 1, 2]),
+            (paths["saved"], probabilities, [MODEL_CLASSES.index(name) for name in names])):
+        averaged = (scores(batch) + scores(batch[:, :, ::-1])).argmax(-1)
+        assert (averaged != scores(batch).argmax(-1)).any()  # mirror images change answers
+        labels = np.repeat(class_ids, 8)
+        result = evaluate_model(path, data_dir=folder, output=str(tmp_path / "out"),
+                                flip_average=True)
+        expected = np.zeros((3, 3), int)
+        np.add.at(expected, (labels, averaged), 1)
+        assert result["flip_average"] is True
+        assert result["confusion_matrix"] == expected.tolist()
+        assert result["top1"] == pytest.approx(np.mean(averaged == labels))

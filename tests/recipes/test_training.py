@@ -41,6 +41,32 @@ def test_optimizer_warms_up_then_decays():
         network.make_optimizer(0.0, 0.05, total_steps=10, warmup_steps=1)
 
 
+def test_movable_cosine_decay_is_keras_cosine_decay_until_its_end_moves(tmp_path):
+    arguments = dict(initial_learning_rate=0.0, decay_steps=90, alpha=0.01, warmup_target=1e-3,
+                     warmup_steps=10)
+    schedule = network.MovableCosineDecay(**arguments)
+    reference = keras.optimizers.schedules.CosineDecay(**arguments)
+    for step in (0, 5, 10, 40, 99, 100, 150):
+        assert float(schedule(step)) == pytest.approx(float(reference(step)), rel=1e-6, abs=1e-12)
+    assert schedule.total_steps == 100
+    schedule.move_end(total_steps=60)
+    moved = keras.optimizers.schedules.CosineDecay(**{**arguments, "decay_steps": 50})
+    for step in (5, 30, 59, 60, 80):
+        assert float(schedule(step)) == pytest.approx(float(moved(step)), rel=1e-6, abs=1e-12)
+    # A compiled function reading it sees the move without tracing again.
+    read = tf.function(lambda step: schedule(step))
+    assert float(read(60)) == pytest.approx(1e-5, rel=1e-5)
+    schedule.move_end(total_steps=100)
+    assert float(read(60)) == pytest.approx(float(reference(60)), rel=1e-6)
+    # A saved optimizer keeps the moved end.
+    schedule.move_end(total_steps=60)
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, network.MovableCosineDecay) and restored.total_steps == 60
+    with pytest.raises(ValueError, match="must exceed the 10 warm-up steps; received 10"):
+        schedule.move_end(total_steps=10)
+
+
 def test_read_csv_log_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("epoch,loss\n0,2.0\n1,1.5\n1,1.4\n2,1.0\n")
@@ -120,6 +146,17 @@ def test_evaluate_cli_prints_top1_top5_and_writes_confusion_matrix(
     saved = json.load(open(os.path.join(saved_output, "evaluation.json"), encoding="utf-8"))
     assert saved["count"] == 6
     assert saved["top1"] == pytest.approx(summary["val_accuracy"], abs=1e-6)
+    # The run trained with flips, so its summary also has the flip-averaged accuracy.
+    flipped_output = str(tmp_path / "eval_flipped")
+    capsys.readouterr()
+    assert cli.main(
+        ["evaluate", model_path, "--data-dir", image_folder, "--subset", "validation",
+         "--validation-fraction", "0.25", "--flip-average", "--output", flipped_output]
+    ) == 0
+    assert "scores averaged with the mirror images" in capsys.readouterr().out
+    flipped = json.load(open(os.path.join(flipped_output, "evaluation.json"), encoding="utf-8"))
+    assert flipped["flip_average"] is True and flipped["count"] == 6
+    assert flipped["top1"] == pytest.approx(summary["val_accuracy_flip_averaged"], abs=1e-6)
 
 
 def test_rerun_on_a_finished_run_refuses_and_overwrite_reproduces_it(
