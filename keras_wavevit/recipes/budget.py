@@ -13,10 +13,12 @@ those steps: the learning rate reaches its minimum as the budget ends.
 The probe is short and a host's speed drifts (on shared machines by 20%
 within minutes), so the plan is checked after every epoch against the time
 the epochs actually took: when the epochs left no longer fit, the run drops
-the ones that do not and moves the end of its cosine decay to the new last
-epoch, so it still anneals, and ends, inside the budget. The plan only
-shrinks: a host that turns out faster ends the run early. The plan and each
-change to it are stored with the run, so a resumed run follows them.
+the steps that do not (cutting its last epoch short if that fits more) and
+moves the end of its cosine decay to the new last step, so it still
+anneals, and ends, inside the budget. A host that speeds up again gets the
+steps back, up to the first plan (never more: the probe tends to be
+optimistic). The plan and each change to it are stored with the run, so a
+resumed run follows them.
 """
 
 import dataclasses
@@ -70,10 +72,13 @@ class BudgetPlan:
 
     Attributes:
         budget_minutes: The wall-clock budget.
-        epochs: Epochs to train.
+        epochs: Epochs of the first plan: the most the run trains.
         steps_per_epoch: Optimizer steps per epoch (at most a full pass).
         planned_minutes: When the plan expects the run to end.
         timings: The `Timings` it was made from, as a dict.
+        total_steps: Optimizer steps the run takes, where the learning rate
+            anneals: `epochs * steps_per_epoch` (the default), fewer after a
+            re-plan found that they do not fit.
     """
 
     budget_minutes: float
@@ -81,6 +86,22 @@ class BudgetPlan:
     steps_per_epoch: int
     planned_minutes: float
     timings: dict
+    total_steps: int = None
+
+    def __post_init__(self):
+        if self.total_steps is None:
+            object.__setattr__(self, "total_steps", self.epochs * self.steps_per_epoch)
+
+    @property
+    def planned_epochs(self):
+        """Epochs that `total_steps` spans (the last one possibly cut short).
+
+        Example:
+
+        >>> BudgetPlan(60.0, 5, 100, 59.0, {}, total_steps=450).planned_epochs
+        5
+        """
+        return -(-self.total_steps // self.steps_per_epoch)
 
     def to_dict(self):
         """The plan as a JSON-ready dict (stored with the run).
@@ -103,7 +124,8 @@ class BudgetPlan:
         ...     "steps_per_epoch": 50, "planned_minutes": 9.8, "timings": {}}).epochs
         3
         """
-        return cls(**{field.name: values[field.name] for field in dataclasses.fields(cls)})
+        return cls(**{field.name: values[field.name] for field in dataclasses.fields(cls)
+                      if field.name in values})
 
 
 def _after_training_seconds(timings, export, plots, evaluation_passes):
@@ -243,39 +265,52 @@ def measure(probe, train_data, validation_data, validation_batches, started):
 
 def replan(plan, elapsed_seconds, epochs_done, epoch_seconds, export=True, plots=True,
            evaluation_passes=1):
-    """The epochs a run can still complete, after `epochs_done`, inside its budget.
+    """The optimizer steps a run can still take, after `epochs_done`, inside its budget.
 
     What is left of the budget, less what follows training (the final
-    evaluation, `final.keras`, the figure and export reserves), is divided
-    by what an epoch now costs (training, validation and checkpoints, as
-    measured on the last epochs). The plan never grows.
+    evaluation, `final.keras`, the figure and export reserves), holds as
+    many more epochs as fit at what an epoch now costs (training,
+    validation and checkpoints, as measured on the last epochs), then, in
+    what remains, a last epoch cut short: as many steps as fit beside its
+    validation and checkpoints. Never more than the first plan's steps.
 
     Args:
         plan: The run's current `BudgetPlan`.
         elapsed_seconds: Wall-clock seconds since the run started.
-        epochs_done: Epochs finished.
+        epochs_done: Full epochs finished.
         epoch_seconds: What one epoch costs now, everything included.
         export: Whether the run exports a SavedModel.
         plots: Whether the run draws its figures.
         evaluation_passes: Passes over the validation data after training.
 
     Returns:
-        The run's total epochs: between `epochs_done` (stop now) and
-        `plan.epochs`.
+        The run's total optimizer steps: between the steps done (stop now)
+        and the first plan's `plan.epochs * plan.steps_per_epoch`.
 
     Example:
 
     >>> timings = Timings(0.0, 0.0, 1.0, validation_seconds=10.0, checkpoint_seconds=2.0)
     >>> plan = BudgetPlan(10.0, 8, 60, 9.9, dataclasses.asdict(timings))
+    >>> # 289 s left: 3 epochs of 75 s (60 steps of 1.05 s, 12 s of validation
+    >>> # and checkpoints), then 64 s: a last epoch of 49 steps.
     >>> replan(plan, elapsed_seconds=300.0, epochs_done=4, epoch_seconds=75.0,
-    ...        export=False, plots=False)  # 289 s left: 3 epochs of 75 s, not 4
-    7
+    ...        export=False, plots=False)
+    469
     """
     timings = Timings(**plan.timings)
-    left = (plan.budget_minutes * 60.0 - elapsed_seconds
-            - _after_training_seconds(timings, export, plots, evaluation_passes))
-    fitting = int(max(left, 0.0) // epoch_seconds) if epoch_seconds > 0 else plan.epochs
-    return max(epochs_done, min(plan.epochs, epochs_done + fitting))
+    steps_done = epochs_done * plan.steps_per_epoch
+    left = max(0.0, plan.budget_minutes * 60.0 - elapsed_seconds
+               - _after_training_seconds(timings, export, plots, evaluation_passes))
+    most = plan.epochs * plan.steps_per_epoch
+    if epoch_seconds <= 0:
+        return most
+    epochs = int(left // epoch_seconds)
+    per_epoch = timings.validation_seconds + timings.checkpoint_seconds
+    step_seconds = max(epoch_seconds - per_epoch, 1e-9) / plan.steps_per_epoch
+    rest = left - epochs * epoch_seconds - per_epoch
+    last_steps = min(plan.steps_per_epoch - 1, int(rest // step_seconds)) if rest > 0 else 0
+    total = steps_done + epochs * plan.steps_per_epoch + last_steps
+    return max(steps_done, min(most, total))
 
 
 class BudgetKeeper(keras.callbacks.Callback):
@@ -284,11 +319,13 @@ class BudgetKeeper(keras.callbacks.Callback):
     After each epoch from the second of a `fit` call on, it measures what
     the last two epochs cost (training, validation, checkpoints; the first
     epoch, which traces the step and fills the decoded-image cache, is not a
-    measure) and calls `replan`. When fewer epochs
-    fit than planned, the end of the learning-rate schedule (a
-    `MovableCosineDecay`) moves to the new last epoch, `on_replan` is called
-    with the new plan (the run stores it, so a resumed run follows it) and
-    training stops after that epoch. It prints the budget used and left.
+    measure) and calls `replan`. When the steps that fit change, the end of
+    the learning-rate schedule (a `MovableCosineDecay`) moves to the new
+    last step, `on_replan` is called with the new plan (the run stores it,
+    so a resumed run follows it), and training stops at that step, in the
+    middle of an epoch if the last one is cut short (that epoch is then
+    validated and checkpointed as usual). `fit` runs for the first plan's
+    epochs, the most a re-plan allows. It prints the budget used and left.
     Put it after the checkpoint callbacks, so their time is counted.
 
     Args:
@@ -299,7 +336,7 @@ class BudgetKeeper(keras.callbacks.Callback):
         plots: Whether the run draws its figures.
         evaluation_passes: Passes over the validation data after training.
         on_replan: Called with the new `BudgetPlan` and the epochs done
-            when the plan shrinks.
+            when the plan changes.
         clock: Returns the current time in seconds (`time.time`).
 
     Example:
@@ -310,16 +347,25 @@ class BudgetKeeper(keras.callbacks.Callback):
     def __init__(self, plan, started, export=True, plots=True, evaluation_passes=1,
                  on_replan=None, clock=time.time):
         super().__init__()
-        self.evaluation_passes = evaluation_passes
         self.plan = plan
         self.started = started
         self.export = export
         self.plots = plots
+        self.evaluation_passes = evaluation_passes
         self.on_replan = on_replan
         self.clock = clock
 
     def on_train_begin(self, logs=None):
         self._epoch_ends = [self.clock()]
+        self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        # A resumed run whose plan cut its last epoch short: its network was
+        # compiled for whole epochs.
+        self._move_schedule_end(self.plan.total_steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step >= self.plan.total_steps:
+            self.model.stop_training = True
 
     def _epoch_seconds(self):
         """The mean of the last two epochs after the first of this `fit` call."""
@@ -333,34 +379,48 @@ class BudgetKeeper(keras.callbacks.Callback):
         # The first epoch of a fit call pays one-time costs that later ones do
         # not (tracing, filling the decoded-image cache), so it is not a
         # measure of what the epochs left will cost.
-        if len(self._epoch_ends) > 2:
-            epochs = replan(self.plan, now - self.started, epoch + 1, self._epoch_seconds(),
-                            export=self.export, plots=self.plots,
-                            evaluation_passes=self.evaluation_passes)
-            if epochs < self.plan.epochs:
-                self._shrink(epochs, epoch + 1, now)
+        if len(self._epoch_ends) > 2 and self._step < self.plan.total_steps:
+            total = replan(self.plan, now - self.started, epoch + 1, self._epoch_seconds(),
+                           export=self.export, plots=self.plots,
+                           evaluation_passes=self.evaluation_passes)
+            if total != self.plan.total_steps:
+                self._replan(total, epoch + 1, now)
         used = (now - self.started) / 60.0
         print(
-            f"Time budget: epoch {epoch + 1}/{self.plan.epochs}, {used:.1f} of "
+            f"Time budget: epoch {epoch + 1}/{self.plan.planned_epochs}, {used:.1f} of "
             f"{self.plan.budget_minutes:g} minutes used, {self.plan.budget_minutes - used:.1f} "
             f"left (planned end: {self.plan.planned_minutes:.1f}).",
             flush=True,
         )
-        if epoch + 1 >= self.plan.epochs:
+        if self._step >= self.plan.total_steps:
             self.model.stop_training = True
 
-    def _shrink(self, epochs, epochs_done, now):
-        planned_seconds = (now - self.started + (epochs - epochs_done) * self._epoch_seconds()
-                           + _after_training_seconds(Timings(**self.plan.timings), self.export,
-                                                     self.plots, self.evaluation_passes))
-        print(f"Time budget: epochs take longer than measured; re-planned from "
-              f"{self.plan.epochs} to {epochs} epochs, the learning rate now anneals at the "
-              f"end of epoch {epochs}.", flush=True)
-        self.plan = dataclasses.replace(self.plan, epochs=epochs,
-                                        planned_minutes=round(planned_seconds / 60.0, 2))
+    def _move_schedule_end(self, total_steps):
         schedule = learning_rate_schedule(self.model.optimizer)
-        schedule.move_end(max(epochs * self.plan.steps_per_epoch, schedule.warmup_steps + 1))
-        if keras.backend.backend() == "jax":  # its compiled step holds the old end as a value
-            self.model.make_train_function(force=True)
+        total_steps = max(total_steps, schedule.warmup_steps + 1)
+        if schedule.total_steps != total_steps:
+            schedule.move_end(total_steps)
+            if keras.backend.backend() == "jax":  # its compiled step holds the end as a value
+                self.model.make_train_function(force=True)
+
+    def _replan(self, total_steps, epochs_done, now):
+        steps_per_epoch = self.plan.steps_per_epoch
+        epochs = -(-total_steps // steps_per_epoch)
+        last = total_steps - (epochs - 1) * steps_per_epoch
+        timings = Timings(**self.plan.timings)
+        per_epoch = timings.validation_seconds + timings.checkpoint_seconds
+        step_seconds = max(self._epoch_seconds() - per_epoch, 0.0) / steps_per_epoch
+        planned_seconds = (
+            now - self.started + (total_steps - epochs_done * steps_per_epoch) * step_seconds
+            + (epochs - epochs_done) * per_epoch
+            + _after_training_seconds(timings, self.export, self.plots, self.evaluation_passes)
+        )
+        shortened = "" if last == steps_per_epoch else f", the last one {last} steps"
+        print(f"Time budget: at the speed of the last epochs, re-planned from "
+              f"{self.plan.total_steps} to {total_steps} steps ({epochs} epochs{shortened}); "
+              f"the learning rate now anneals at step {total_steps}.", flush=True)
+        self.plan = dataclasses.replace(self.plan, total_steps=total_steps,
+                                        planned_minutes=round(planned_seconds / 60.0, 2))
+        self._move_schedule_end(total_steps)
         if self.on_replan is not None:
             self.on_replan(self.plan, epochs_done)

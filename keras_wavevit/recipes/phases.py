@@ -240,8 +240,9 @@ def _evaluation_passes(config):
 def _store_replan(state, plan, epochs_done):
     """Records a shrunk plan (a resumed run builds its schedule from it)."""
     stored = state.result("plan")
-    replans = [*stored.get("replans", []), {"after_epoch": epochs_done, "epochs": plan.epochs,
-                                            "planned_minutes": plan.planned_minutes}]
+    replans = [*stored.get("replans", []), {
+        "after_epoch": epochs_done, "total_steps": plan.total_steps,
+        "planned_minutes": plan.planned_minutes}]
     state.finish("plan", {**stored, **plan.to_dict(), "replans": replans})
 
 

@@ -1,5 +1,7 @@
 """Time-budgeted runs: the plan fills the budget, and a run anneals exactly at its end."""
 
+import csv
+import dataclasses
 import functools
 import json
 import os
@@ -90,18 +92,20 @@ ONE_SECOND_TIMINGS = budget.Timings(elapsed_seconds=1.0, first_step_seconds=1.0,
 
 
 def run_budgeted(tmp_path, monkeypatch, minutes, epoch_seconds):
-    """Trains the micro model with a budget; by the run's clock each epoch takes `epoch_seconds`.
+    """Trains the micro model with a budget; by the run's clock epochs take `epoch_seconds`.
 
-    Training starts when the plan expects it (1 s after the run started).
-    Returns the run's output directory.
+    `epoch_seconds` is one duration for every epoch, or one per epoch (the
+    last repeats). Training starts when the plan expects it (1 s after the
+    run started). Returns the run's output directory.
     """
+    durations = epoch_seconds if isinstance(epoch_seconds, list) else [epoch_seconds]
     monkeypatch.setattr(budget, "measure", lambda *args, **kwargs: ONE_SECOND_TIMINGS)
     output = str(tmp_path / "run")
     ticks = []
 
     def clock():
         if ticks:
-            ticks.append(ticks[-1] + epoch_seconds)
+            ticks.append(ticks[-1] + durations[min(len(ticks) - 1, len(durations) - 1)])
         else:
             with open(os.path.join(output, "phases.json"), encoding="utf-8") as file:
                 ticks.append(json.load(file)["phases"]["plan"]["started"] + 1.0)
@@ -163,45 +167,79 @@ def test_replan_keeps_the_plan_while_the_epochs_fit():
     tail = 10.0 + 1.0  # final evaluation and final.keras
     elapsed = 5.0 + 3 * epoch_seconds
     assert plan.epochs * epoch_seconds + 5.0 + tail <= 600.0
-    assert budget.replan(plan, elapsed, 3, epoch_seconds, export=False, plots=False) == plan.epochs
+    assert budget.replan(plan, elapsed, 3, epoch_seconds, export=False,
+                         plots=False) == plan.total_steps == plan.epochs * plan.steps_per_epoch
 
 
-def test_replan_drops_the_epochs_that_no_longer_fit_and_never_grows():
+def test_replan_drops_what_no_longer_fits_cutting_the_last_epoch_short():
     plan = budget.plan_run(10.0, REPLAN_TIMINGS, 60, export=False, plots=False)
-    slow = 90.0  # epochs take 25% longer than planned
+    steps = plan.steps_per_epoch
+    slow = 1.25 * (steps * 1.0 + 12.0)  # epochs take 25% longer than planned
+    step_seconds = (slow - 12.0) / steps  # 12 s of each epoch is validation and checkpoints
     elapsed = 5.0 + 3 * slow
     left = 600.0 - elapsed - 11.0  # after the final evaluation and final.keras
-    expected = 3 + int(left // slow)
-    assert expected < plan.epochs
+    epochs = int(left // slow)
+    last = int((left - epochs * slow - 12.0) // step_seconds)
+    assert 0 < last < steps
+    expected = (3 + epochs) * steps + last
+    assert expected < plan.total_steps
     assert budget.replan(plan, elapsed, 3, slow, export=False, plots=False) == expected
     # The export and figure reserves count too.
-    with_export = 3 + int((left - budget.EXPORT_RESERVE_SECONDS - budget.FIGURES_RESERVE_SECONDS)
-                          // slow)
-    assert budget.replan(plan, elapsed, 3, slow) == with_export
-    # Faster epochs never add epochs; a budget already spent stops the run now.
-    assert budget.replan(plan, 60.0, 1, 1.0, export=False, plots=False) == plan.epochs
-    assert budget.replan(plan, 700.0, 5, slow, export=False, plots=False) == 5
+    assert budget.replan(plan, elapsed, 3, slow) < expected
+    # Faster epochs give the steps back, never more than the first plan's;
+    # a budget already spent stops the run now.
+    shrunk = dataclasses.replace(plan, total_steps=expected)
+    assert budget.replan(shrunk, 60.0, 1, 1.0, export=False, plots=False) == plan.total_steps
+    assert budget.replan(shrunk, 700.0, 5, slow, export=False, plots=False) == 5 * steps
 
 
-def test_a_run_whose_epochs_run_slow_replans_and_still_anneals_at_its_end(
-        tmp_path, capsys, monkeypatch):
-    # The plan: 5 epochs of 3 steps in 30 s, 4.5 s each. The clock says each
-    # epoch takes 6 s. The first epoch is not a measure (it traces, it fills
-    # caches); after the second, 13.75 s are left before the final
-    # evaluation: room for 2 more epochs, not 3.
-    output = run_budgeted(tmp_path, monkeypatch, 0.5, epoch_seconds=6.0)
+def test_a_plan_cut_short_round_trips_and_older_plans_default_to_whole_epochs():
+    plan = budget.BudgetPlan(60.0, 5, 100, 59.0, {}, total_steps=450)
+    assert budget.BudgetPlan.from_dict(plan.to_dict()) == plan
+    stored = {"budget_minutes": 60.0, "epochs": 5, "steps_per_epoch": 100,
+              "planned_minutes": 59.0, "timings": {}}
+    assert budget.BudgetPlan.from_dict(stored).total_steps == 500
+
+
+@pytest.mark.parametrize("epoch_seconds, replans, epochs, last_epoch_steps", [
+    # The plan: 5 epochs of 3 steps (15 steps) in 30 s, 4.5 s each. The first
+    # epoch is not a measure (it traces, it fills caches). At 6 s an epoch
+    # (1.5 s a step), after the second epoch 13.75 s are left before the
+    # final evaluation: 2 more epochs, and 0.25 s, too little for a step.
+    (6.0, [(2, 12)], 4, 3),
+    # At 5.5 s (1.33 s a step), 14.75 s: 2 more epochs, and 3.75 s: 1.5 s of
+    # validation and checkpoints and one step of a last, cut-short epoch.
+    (5.5, [(2, 13)], 5, 1),
+    # Slow, then fast: after the third epoch (the last two took 6 s and 3 s,
+    # 1 s a step), 10.75 s are left: 2 more epochs, the first plan's 15 steps.
+    ([6.0, 6.0, 3.0], [(2, 12), (3, 15)], 5, 3),
+])
+def test_a_run_whose_epochs_change_speed_replans_and_still_anneals_at_its_end(
+        tmp_path, capsys, monkeypatch, epoch_seconds, replans, epochs, last_epoch_steps):
+    output = run_budgeted(tmp_path, monkeypatch, 0.5, epoch_seconds=epoch_seconds)
     first = budget.plan_run(0.5, ONE_SECOND_TIMINGS, 4, export=False, plots=False,
                             evaluation_passes=3)
     assert first.epochs == 5 and first.steps_per_epoch == 3
-    assert "re-planned from 5 to 4 epochs" in capsys.readouterr().out
+    steps = replans[-1][1]
+    printed = capsys.readouterr().out
+    assert f"re-planned from 15 to {replans[0][1]} steps" in printed
+    assert f"anneals at step {steps}." in printed
+    cut_short = last_epoch_steps < first.steps_per_epoch
+    assert (f"the last one {last_epoch_steps} steps" in printed) == cut_short
     summary = read_json(output, "summary.json")
-    assert summary["epochs_completed"] == summary["time_budget"]["epochs"] == 4
-    assert [(change["after_epoch"], change["epochs"])
-            for change in summary["time_budget"]["replans"]] == [(2, 4)]
-    # The run ended where its moved schedule ends: at the final learning rate.
+    assert summary["epochs_completed"] == epochs
+    assert summary["time_budget"]["total_steps"] == steps
+    assert [(change["after_epoch"], change["total_steps"])
+            for change in summary["time_budget"]["replans"]] == replans
+    # The run stopped where its moved schedule ends: at the final learning rate.
     model = keras.saving.load_model(os.path.join(output, "final.keras"))
-    assert int(model.optimizer.iterations.numpy()) == 4 * 3
+    assert int(model.optimizer.iterations.numpy()) == steps
     final_rate = float(model.optimizer.learning_rate.numpy())
     assert final_rate == pytest.approx(TrainConfig().min_learning_rate, rel=0.05)
-    # A resumed run builds its schedule from the stored, shrunk plan.
-    assert read_json(output, "phases.json")["phases"]["plan"]["epochs"] == 4
+    # Every epoch, a cut-short one too, was validated and logged.
+    with open(os.path.join(output, "log.csv"), encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == epochs and all(row["val_accuracy"] for row in rows)
+    # A resumed run follows the stored plan: the same bound, the re-planned steps.
+    stored_plan = read_json(output, "phases.json")["phases"]["plan"]
+    assert (stored_plan["epochs"], stored_plan["total_steps"]) == (5, steps)
