@@ -167,7 +167,7 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
     ...     step_seconds=0.5, validation_seconds=5.0, checkpoint_seconds=1.0)
     >>> plan = plan_run(10.0, timings, full_steps_per_epoch=100, export=False, plots=False)
     >>> plan.epochs, plan.steps_per_epoch
-    (10, 99)
+    (10, 98)
     """
     if timings.step_seconds <= 0 or min(dataclasses.asdict(timings).values()) < 0:
         raise ValueError(f"Timings must be positive; received {timings}.")
