@@ -317,7 +317,9 @@ def evaluate(data, model, flip_average=False):
     if flip_average:
         from keras_wavevit.recipes import evaluation
 
-        predict = evaluation.flip_averaged(model.predict_on_batch)
+        # NumPy batches: other backends' models take no TensorFlow tensors.
+        predict = evaluation.flip_averaged(
+            lambda images: model.predict_on_batch(np.asarray(images)))
         normalized = data.splits.validation.map(
             lambda image, label: (data_lib.normalize_images(image), label))
         averaged = evaluation.evaluate(predict, normalized, data.splits.num_classes)
