@@ -128,6 +128,16 @@ class BudgetPlan:
                       if field.name in values})
 
 
+def _epoch_overhead_seconds(timings):
+    """What an epoch costs besides its steps: validation and the checkpoints."""
+    return timings.validation_seconds + timings.checkpoint_seconds
+
+
+def _step_seconds(epoch_seconds, timings, steps_per_epoch):
+    """One step's share of a measured epoch, its overhead taken out."""
+    return max(epoch_seconds - _epoch_overhead_seconds(timings), 1e-9) / steps_per_epoch
+
+
 def _after_training_seconds(timings, export, plots, evaluation_passes):
     """The final evaluation, `final.keras`, and the figure and export reserves."""
     return (evaluation_passes * timings.validation_seconds + timings.checkpoint_seconds / 2.0
@@ -173,7 +183,7 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
         raise ValueError(f"Timings must be positive; received {timings}.")
     fixed = (timings.elapsed_seconds + timings.first_step_seconds
              + _after_training_seconds(timings, export, plots, evaluation_passes))
-    per_epoch = timings.validation_seconds + timings.checkpoint_seconds
+    per_epoch = _epoch_overhead_seconds(timings)
     available = budget_minutes * 60.0 - fixed
     def steps_for(epochs):
         return int((available - epochs * per_epoch) // timings.step_seconds)
@@ -305,9 +315,8 @@ def replan(plan, elapsed_seconds, epochs_done, epoch_seconds, export=True, plots
     if epoch_seconds <= 0:
         return most
     epochs = int(left // epoch_seconds)
-    per_epoch = timings.validation_seconds + timings.checkpoint_seconds
-    step_seconds = max(epoch_seconds - per_epoch, 1e-9) / plan.steps_per_epoch
-    rest = left - epochs * epoch_seconds - per_epoch
+    step_seconds = _step_seconds(epoch_seconds, timings, plan.steps_per_epoch)
+    rest = left - epochs * epoch_seconds - _epoch_overhead_seconds(timings)
     last_steps = min(plan.steps_per_epoch - 1, int(rest // step_seconds)) if rest > 0 else 0
     total = steps_done + epochs * plan.steps_per_epoch + last_steps
     return max(steps_done, min(most, total))
@@ -408,11 +417,10 @@ class BudgetKeeper(keras.callbacks.Callback):
         epochs = -(-total_steps // steps_per_epoch)
         last = total_steps - (epochs - 1) * steps_per_epoch
         timings = Timings(**self.plan.timings)
-        per_epoch = timings.validation_seconds + timings.checkpoint_seconds
-        step_seconds = max(self._epoch_seconds() - per_epoch, 0.0) / steps_per_epoch
+        step_seconds = _step_seconds(self._epoch_seconds(), timings, steps_per_epoch)
         planned_seconds = (
             now - self.started + (total_steps - epochs_done * steps_per_epoch) * step_seconds
-            + (epochs - epochs_done) * per_epoch
+            + (epochs - epochs_done) * _epoch_overhead_seconds(timings)
             + _after_training_seconds(timings, self.export, self.plots, self.evaluation_passes)
         )
         shortened = "" if last == steps_per_epoch else f", the last one {last} steps"

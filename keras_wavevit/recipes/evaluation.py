@@ -477,9 +477,8 @@ def evaluate_model(
     Returns:
         The `evaluate` dict plus `class_names` (the rows of the matrix),
         `notes` (what the class check assumed), `flip_average`,
-        `preprocessing` and
-        `image_size` (what the images went through), and `figure` /
-        `report`, the files written.
+        `preprocessing` and `image_size` (what the images went through),
+        and `figure` / `report`, the files written.
 
     Raises:
         ValueError: Bad arguments, an unreadable model, or data whose

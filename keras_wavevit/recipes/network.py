@@ -5,7 +5,7 @@ name, inline JSON, a `.json` file); `build_model` turns it into a logits
 classifier and
 `compile_network` gives it the recipe's AdamW schedule, loss and metrics.
 The schedule is a `MovableCosineDecay`, whose end a time-budgeted run moves
-earlier when its host turns out slower than measured (`recipes.budget`).
+as its host's speed changes (`recipes.budget`).
 """
 
 import keras
@@ -66,8 +66,8 @@ class MovableCosineDecay(keras.optimizers.schedules.CosineDecay):
     compiled training step reads, so `move_end` takes effect from the next
     step without tracing again (on JAX, whose compiled step holds values
     rather than variables, rebuild the train function after moving it).
-    A time-budgeted run uses it to finish the cosine exactly when its
-    re-planned last epoch ends. Saved models keep the moved end.
+    A time-budgeted run uses it to finish the cosine exactly at its
+    re-planned last step. Saved models keep the moved end.
 
     Args:
         initial_learning_rate: Learning rate at step 0.
@@ -117,7 +117,8 @@ class MovableCosineDecay(keras.optimizers.schedules.CosineDecay):
         self.decay_steps.assign(float(total_steps - self.warmup_steps))
 
     def get_config(self):
-        return {**super().get_config(), "decay_steps": float(keras.ops.convert_to_numpy(self.decay_steps))}
+        decay_steps = float(keras.ops.convert_to_numpy(self.decay_steps))
+        return {**super().get_config(), "decay_steps": decay_steps}
 
 
 def learning_rate_schedule(optimizer):

@@ -217,7 +217,8 @@ def fit(config, state, data, network):
         stored = state.result("plan")
         callbacks.append(budget_lib.BudgetKeeper(
             budget_lib.BudgetPlan.from_dict(stored), stored["started"], export=config.export,
-            plots=config.plots, evaluation_passes=_evaluation_passes(config), on_replan=lambda plan, done: _store_replan(state, plan, done),
+            plots=config.plots, evaluation_passes=_evaluation_passes(config),
+            on_replan=lambda plan, done: _store_replan(state, plan, done),
         ))
     print(
         f"Training {network.name} ({network.count_params():,} parameters, "
@@ -238,7 +239,7 @@ def _evaluation_passes(config):
 
 
 def _store_replan(state, plan, epochs_done):
-    """Records a shrunk plan (a resumed run builds its schedule from it)."""
+    """Records a changed plan (a resumed run builds its schedule from it)."""
     stored = state.result("plan")
     replans = [*stored.get("replans", []), {
         "after_epoch": epochs_done, "total_steps": plan.total_steps,
