@@ -19,6 +19,7 @@ Models: `small` (Wave-ViT-S, 224), `cifar10` (the `cifar10` recipe's model,
 Usage:
     python benchmarks/bench_profile.py --model small --mode infer --batch 16
     python benchmarks/bench_profile.py --model cifar10 --mode train --batch 128 --ops 25
+    python benchmarks/bench_profile.py --model cifar10 --mode train --names 30
 """
 
 import argparse
@@ -63,6 +64,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=None,
                         help="Default 16 for small, 128 for the 32x32 models.")
     parser.add_argument("--ops", type=int, default=15, help="Op types listed after the groups.")
+    parser.add_argument("--names", type=int, default=0,
+                        help="Single ops (type and graph name, i.e. the layer) listed last.")
     common.add_common_arguments(parser)
     return parser.parse_args(argv)
 
@@ -155,12 +158,20 @@ def main():
         ["group", "ms (self, all threads)", "share"],
         [[group, f"{ps / 1e9:.1f}", f"{100 * ps / busy:.1f}%"] for group, ps in groups.most_common()],
     )
-    print()
-    common.print_table(
-        ["op type", "ms", "share"],
-        [[kind, f"{ps / 1e9:.1f}", f"{100 * ps / busy:.1f}%"]
-         for kind, ps in kinds.most_common(args.ops)],
-    )
+    if args.ops:
+        print()
+        common.print_table(
+            ["op type", "ms", "share"],
+            [[kind, f"{ps / 1e9:.1f}", f"{100 * ps / busy:.1f}%"]
+             for kind, ps in kinds.most_common(args.ops)],
+        )
+    if args.names:
+        print()
+        common.print_table(
+            ["op", "ms", "share"],
+            [[f"{kind} {name}", f"{ps / 1e9:.1f}", f"{100 * ps / busy:.1f}%"]
+             for (kind, name), ps in totals.most_common(args.names)],
+        )
     print(f"\nload average at end: {common.load_average()}")
 
 

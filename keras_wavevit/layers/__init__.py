@@ -18,11 +18,12 @@ from keras_wavevit.layers.blocks import Block, DepthwiseConvGELU, DownSample, Mi
 from keras_wavevit.layers.checks import InputCheck
 from keras_wavevit.layers.dense import Dense
 from keras_wavevit.layers.head import ClassBlock, ClassTokenPool, MeanClassToken, TokenLabelHead
-from keras_wavevit.layers.normalization import LayerNormalization
+from keras_wavevit.layers.normalization import BatchNormalization, LayerNormalization
 from keras_wavevit.layers.wavelets import DWT2D, IDWT2D, haar_dwt2d, haar_idwt2d
 
 __all__ = [
     "Attention",
+    "BatchNormalization",
     "Block",
     "ClassAttention",
     "ClassBlock",

@@ -26,7 +26,7 @@ from keras_wavevit.layers.defaults import (
     dense_initializer,
 )
 from keras_wavevit.layers.dense import Dense
-from keras_wavevit.layers.normalization import LayerNormalization
+from keras_wavevit.layers.normalization import BatchNormalization, LayerNormalization
 from keras_wavevit.layers.wavelets import DWT2D, IDWT2D
 
 
@@ -214,11 +214,11 @@ class WaveAttention(_QueryKeyValueAttention):
             dtype=policy, epsilon=BATCH_NORM_EPSILON, momentum=BATCH_NORM_MOMENTUM
         )
         self.reduce_conv = keras.layers.Conv2D(dim // 4, 1, name="reduce_conv", **conv)
-        self.reduce_bn = keras.layers.BatchNormalization(name="reduce_bn", **batch_norm)
+        self.reduce_bn = BatchNormalization(name="reduce_bn", **batch_norm)
         self.dwt = DWT2D(dtype=policy, name="dwt")
         self.filter_pad = keras.layers.ZeroPadding2D(1, dtype=policy, name="filter_pad")
         self.filter_conv = keras.layers.Conv2D(dim, 3, name="filter_conv", **conv)
-        self.filter_bn = keras.layers.BatchNormalization(name="filter_bn", **batch_norm)
+        self.filter_bn = BatchNormalization(name="filter_bn", **batch_norm)
         self.idwt = IDWT2D(dtype=policy, name="idwt")
         self.kv_embed = (
             keras.layers.Conv2D(dim, sr_ratio, strides=sr_ratio, name="kv_embed", **conv)

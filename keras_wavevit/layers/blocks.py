@@ -26,7 +26,7 @@ from keras_wavevit.layers.defaults import (
 )
 from keras_wavevit.layers.dense import Dense
 from keras_wavevit.layers.fusion import exact_gelu
-from keras_wavevit.layers.normalization import LayerNormalization
+from keras_wavevit.layers.normalization import BatchNormalization, LayerNormalization
 
 STEM_STRIDES = (2, 4)
 ATTENTION_TYPES = ("wave", "standard")
@@ -82,7 +82,7 @@ class Stem(keras.layers.Layer):
                     name=f"conv{index}",
                     **conv,
                 ),
-                keras.layers.BatchNormalization(name=f"bn{index}", **batch_norm),
+                BatchNormalization(name=f"bn{index}", **batch_norm),
                 keras.layers.ReLU(dtype=policy, name=f"relu{index}"),
             ]
         self.proj_pad = keras.layers.ZeroPadding2D(1, dtype=policy, name="proj_pad")
@@ -200,15 +200,45 @@ class DepthwiseConvGELU(keras.layers.DepthwiseConv2D):
 
     def call(self, inputs):
         kernel = ops.cast(self.kernel, inputs.dtype)
+        padding = self.padding
+        if self._pads_explicitly(inputs.shape):
+            inputs = ops.pad(inputs, self._same_padding())
+            padding = "valid"
         outputs = ops.depthwise_conv(
             inputs,
             kernel,
             strides=self.strides,
-            padding=self.padding,
+            padding=padding,
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
         return exact_gelu(outputs, self.bias if self.use_bias else None)
+
+    def _pads_explicitly(self, input_shape):
+        """Whether to zero-pad first and run a "valid" conv (same result).
+
+        TensorFlow's CPU depthwise kernels are 4-15x slower for a "same"
+        conv on a map with a side shorter than the kernel (stage 4 of a
+        32x32 model: 2x2 or 1x1) than for the padded map with "valid"
+        padding; on larger maps "same" is faster. Only stride-1, undilated,
+        channels-last "same" convs with static spatial sizes qualify.
+        """
+        if (
+            self.padding != "same"
+            or self.data_format != "channels_last"
+            or tuple(self.strides) != (1, 1)
+            or tuple(self.dilation_rate) != (1, 1)
+        ):
+            return False
+        sides = tuple(input_shape[1:3])
+        return None not in sides and any(
+            side < kernel for side, kernel in zip(sides, self.kernel_size)
+        )
+
+    def _same_padding(self):
+        return [[0, 0]] + [
+            [(kernel - 1) // 2, kernel // 2] for kernel in self.kernel_size
+        ] + [[0, 0]]
 
 
 @keras.saving.register_keras_serializable(package="keras_wavevit")

@@ -78,6 +78,58 @@ def test_mix_ffn_calls_its_depthwise_conv_layer():
     ]
 
 
+@pytest.mark.parametrize("height, width", [(2, 2), (1, 1), (2, 5), (4, 4)])
+def test_depthwise_conv_gelu_on_maps_smaller_than_the_kernel(height, width):
+    # Maps with a side under 3 run as explicit zero padding + "valid" conv
+    # (TensorFlow's "same" depthwise kernels are slow there): values and
+    # gradients must equal the "same" conv's, computed here in float64.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(height * 10 + width)
+    x = rng.normal(size=(3, height, width, 6)).astype("float32")
+    upstream = rng.normal(size=x.shape).astype("float32")
+    layer = DepthwiseConvGELU(3, padding="same")
+    layer.build(x.shape)
+    randomize_weights(layer, 5)
+    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+    assert layer._pads_explicitly(x.shape) == (min(height, width) < 3)
+    padded = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    conv = np.zeros(x.shape)
+    for i in range(3):
+        for j in range(3):
+            conv += padded[:, i : i + height, j : j + width, :] * kernel[i, j, :, 0]
+    pre = conv + bias
+    cdf = 0.5 * (1.0 + np.vectorize(__import__("math").erf)(pre / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * pre * pre) / np.sqrt(2.0 * np.pi)
+    grad_pre = upstream * (cdf + pre * pdf)
+    expected_kernel_grad = np.zeros((3, 3, 6))
+    for i in range(3):
+        for j in range(3):
+            expected_kernel_grad[i, j] = (
+                padded[:, i : i + height, j : j + width, :] * grad_pre
+            ).sum((0, 1, 2))
+    inputs = tf.constant(x)
+
+    @tf.function
+    def forward_and_gradients():
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs)
+        return outputs, tape.gradient(
+            outputs, [inputs, layer.kernel, layer.bias], output_gradients=upstream
+        )
+
+    outputs, (grad_x, grad_kernel, grad_bias) = forward_and_gradients()
+    np.testing.assert_allclose(np.asarray(outputs), pre * cdf, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(grad_kernel)[..., 0], expected_kernel_grad, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(grad_bias), grad_pre.sum((0, 1, 2)), atol=1e-4)
+    padded_grad = np.zeros(padded.shape)
+    for i in range(3):
+        for j in range(3):
+            padded_grad[:, i : i + height, j : j + width, :] += grad_pre * kernel[i, j, :, 0]
+    np.testing.assert_allclose(np.asarray(grad_x), padded_grad[:, 1:-1, 1:-1, :], atol=1e-4)
+
+
 def test_depthwise_conv_gelu_refuses_another_activation():
     with pytest.raises(ValueError, match=r"DepthwiseConvGELU always applies the exact GELU; received activation='relu'"):
         DepthwiseConvGELU(3, activation="relu")
