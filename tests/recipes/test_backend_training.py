@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.recipes.train_child import MICRO_MODEL, write_image_folder
@@ -66,3 +67,98 @@ def test_train_pipeline_accepts_an_augmentation_with_every_transform_off():
     batch = data.train_pipeline(splits.train, 10, 4, augmentation=nothing, mixup_alpha=0.0)
     images, labels = next(iter(batch))
     assert tuple(images.shape) == (4, 32, 32, 3) and tuple(labels.shape) == (4, 10)
+
+
+REPLAN_CHILD = """
+import pathlib, sys
+from tests.recipes import test_budget
+
+
+class SetAttr:  # the one monkeypatch method run_budgeted uses
+    def setattr(self, target, name, value):
+        setattr(target, name, value)
+
+
+command = test_budget.budget_command
+# crop_scale needs TensorFlow's crop_and_resize; every other option is portable.
+test_budget.budget_command = lambda *args: command(*args) + ["--crop-scale", "none"]
+print("OUTPUT", test_budget.run_budgeted(pathlib.Path(sys.argv[1]), SetAttr(), 0.5, 6.0))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_a_time_budget_replans_on_jax_and_anneals_at_the_moved_end(tmp_path):
+    # JAX compiles the schedule's end into the train step as a value: after a
+    # re-plan the step must be rebuilt, or the run would stop with a learning
+    # rate still on the first plan's cosine. Slow epochs (as in test_budget):
+    # the first plan's 15 steps are re-planned to 12 after epoch 2.
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", REPLAN_CHILD, str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    report = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, report
+    assert "re-planned from 15 to 12 steps" in result.stdout, report
+    output = tmp_path / "run"
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["epochs_completed"] == 4, summary
+    assert [(change["after_epoch"], change["total_steps"])
+            for change in summary["time_budget"]["replans"]] == [(2, 12)]
+    import keras
+
+    from keras_wavevit.recipes.train_config import TrainConfig
+
+    model = keras.saving.load_model(output / "final.keras")
+    assert int(model.optimizer.iterations.numpy()) == 12
+    final_rate = float(model.optimizer.learning_rate.numpy())
+    assert final_rate == pytest.approx(TrainConfig().min_learning_rate, rel=0.05)
+
+
+APPLIED_RATES_CHILD = """
+import dataclasses
+import json
+import keras
+import numpy as np
+from keras_wavevit.recipes import budget
+from keras_wavevit.recipes.network import MovableCosineDecay
+
+# loss = -w: every SGD step adds the learning rate it applied to w.
+model = keras.Sequential([keras.Input((1,)),
+                          keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+model.compile(optimizer=keras.optimizers.SGD(MovableCosineDecay(1.0, decay_steps=10)),
+              loss=lambda y_true, y_pred: -keras.ops.mean(y_pred))
+budget.replan = lambda *args, **kwargs: 6  # after the second epoch: 10 steps -> 6
+ticks = iter(range(100))
+timings = budget.Timings(elapsed_seconds=0.0, first_step_seconds=1.0, step_seconds=1.0,
+                         validation_seconds=0.0, checkpoint_seconds=0.0)
+plan = budget.BudgetPlan(1.0, 5, 2, 1.0, dataclasses.asdict(timings))
+keeper = budget.BudgetKeeper(plan, 0.0, export=False,
+                             plots=False, clock=lambda: float(next(ticks)))
+weights = []
+record = keras.callbacks.LambdaCallback(  # JAX syncs the weights at epoch ends
+    on_epoch_end=lambda epoch, logs: weights.append(float(model.get_weights()[0][0, 0])))
+model.fit(np.ones((2, 1), "float32"), np.zeros((2, 1), "float32"), batch_size=1, epochs=5,
+          shuffle=False, verbose=0, callbacks=[keeper, record])
+print("APPLIED", json.dumps(np.diff([0.0] + weights).tolist()))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_on_jax_the_steps_after_a_replan_apply_the_moved_schedule(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", APPLIED_RATES_CHILD],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    report = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, report
+    applied = json.loads(result.stdout.split("APPLIED", 1)[1])
+    # The rates applied in each epoch (2 steps) add up. Keras' CosineDecay:
+    # 0.5 * (1 + cos(pi * step / decay_steps)), the step counted from 0; 10
+    # decay steps for the first two epochs, then 6, and training stops after
+    # the third epoch, at step 6.
+    rates = [0.5 * (1.0 + np.cos(np.pi * step / (10.0 if step < 4 else 6.0)))
+             for step in range(6)]
+    expected = [rates[0] + rates[1], rates[2] + rates[3], rates[4] + rates[5]]
+    np.testing.assert_allclose(applied, expected, atol=1e-6)
