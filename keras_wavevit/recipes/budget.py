@@ -15,10 +15,11 @@ within minutes), so the plan is checked after every epoch against the time
 the epochs actually took: when the epochs left no longer fit, the run drops
 the steps that do not (cutting its last epoch short if that fits more) and
 moves the end of its cosine decay to the new last step, so it still
-anneals, and ends, inside the budget. A host that speeds up again gets the
-steps back, up to the first plan (never more: the probe tends to be
-optimistic). The plan and each change to it are stored with the run, so a
-resumed run follows them.
+anneals, and ends, inside the budget. Epochs faster than the probe
+measured (a probe on a briefly busy host, or a host that speeds up again)
+add steps, up to `GROWTH_LIMIT` times the first plan's epochs. The plan
+and each change to it are stored with the run, so a resumed run follows
+them.
 """
 
 import dataclasses
@@ -37,6 +38,9 @@ from keras_wavevit.recipes.network import learning_rate_schedule
 # network on a 2-core CPU (about 25 s and 10 s) and rounded up.
 EXPORT_RESERVE_SECONDS = 40.0
 FIGURES_RESERVE_SECONDS = 15.0
+# A re-plan may grow a run up to this many times its first plan's epochs
+# (the bound `fit` runs with): the probe has been seen 25% pessimistic.
+GROWTH_LIMIT = 2
 # Steps the throughput probe times after its first (tracing) steps.
 PROBE_WARMUP_STEPS = 3
 PROBE_STEPS = 12
@@ -72,7 +76,8 @@ class BudgetPlan:
 
     Attributes:
         budget_minutes: The wall-clock budget.
-        epochs: Epochs of the first plan: the most the run trains.
+        epochs: Epochs of the first plan (a re-plan may train up to
+            `epoch_bound`).
         steps_per_epoch: Optimizer steps per epoch (at most a full pass).
         planned_minutes: When the plan expects the run to end.
         timings: The `Timings` it was made from, as a dict.
@@ -102,6 +107,17 @@ class BudgetPlan:
         5
         """
         return -(-self.total_steps // self.steps_per_epoch)
+
+    @property
+    def epoch_bound(self):
+        """The most epochs re-plans may grow the run to: the bound `fit` runs with.
+
+        Example:
+
+        >>> BudgetPlan(60.0, 5, 100, 59.0, {}).epoch_bound
+        10
+        """
+        return GROWTH_LIMIT * self.epochs
 
     def to_dict(self):
         """The plan as a JSON-ready dict (stored with the run).
@@ -282,7 +298,8 @@ def replan(plan, elapsed_seconds, epochs_done, epoch_seconds, export=True, plots
     many more epochs as fit at what an epoch now costs (training,
     validation and checkpoints, as measured on the last epochs), then, in
     what remains, a last epoch cut short: as many steps as fit beside its
-    validation and checkpoints. Never more than the first plan's steps.
+    validation and checkpoints. Never more than `GROWTH_LIMIT` times the
+    first plan's epochs.
 
     Args:
         plan: The run's current `BudgetPlan`.
@@ -295,7 +312,7 @@ def replan(plan, elapsed_seconds, epochs_done, epoch_seconds, export=True, plots
 
     Returns:
         The run's total optimizer steps: between the steps done (stop now)
-        and the first plan's `plan.epochs * plan.steps_per_epoch`.
+        and `plan.epoch_bound * plan.steps_per_epoch`.
 
     Example:
 
@@ -311,7 +328,7 @@ def replan(plan, elapsed_seconds, epochs_done, epoch_seconds, export=True, plots
     steps_done = epochs_done * plan.steps_per_epoch
     left = max(0.0, plan.budget_minutes * 60.0 - elapsed_seconds
                - _after_training_seconds(timings, export, plots, evaluation_passes))
-    most = plan.epochs * plan.steps_per_epoch
+    most = plan.epoch_bound * plan.steps_per_epoch
     if epoch_seconds <= 0:
         return most
     epochs = int(left // epoch_seconds)
@@ -333,8 +350,9 @@ class BudgetKeeper(keras.callbacks.Callback):
     last step, `on_replan` is called with the new plan (the run stores it,
     so a resumed run follows it), and training stops at that step, in the
     middle of an epoch if the last one is cut short (that epoch is then
-    validated and checkpointed as usual). `fit` runs for the first plan's
-    epochs, the most a re-plan allows. It prints the budget used and left.
+    validated and checkpointed as usual). `fit` runs for the plan's
+    `epoch_bound`, the most a re-plan allows. It prints the budget used and
+    left.
     Put it after the checkpoint callbacks, so their time is counted.
 
     Args:

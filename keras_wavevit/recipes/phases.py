@@ -213,13 +213,16 @@ def fit(config, state, data, network):
             os.path.join(state.shared_output, "backup"), write_dir=state.path("backup")
         ),
     ]
+    epochs = config.epochs
     if state.done("plan"):
         stored = state.result("plan")
+        plan = budget_lib.BudgetPlan.from_dict(stored)
         callbacks.append(budget_lib.BudgetKeeper(
-            budget_lib.BudgetPlan.from_dict(stored), stored["started"], export=config.export,
+            plan, stored["started"], export=config.export,
             plots=config.plots, evaluation_passes=_evaluation_passes(config),
             on_replan=lambda plan, done: _store_replan(state, plan, done),
         ))
+        epochs = plan.epoch_bound  # the keeper stops the run at its planned step
     print(
         f"Training {network.name} ({network.count_params():,} parameters, "
         f"{keras.config.dtype_policy().name}) on {data.splits.num_train} images, validating on "
@@ -228,7 +231,7 @@ def fit(config, state, data, network):
         f"{data.image_size}. Output: {state.output}"
     )
     network.fit(
-        data.train, validation_data=data.validation, epochs=config.epochs, callbacks=callbacks,
+        data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks,
         verbose=config.verbose, shuffle=False,  # the tf.data pipeline shuffles every epoch
     )
 

@@ -134,7 +134,9 @@ def test_budgeted_run_follows_its_plan_and_anneals_at_the_end(tmp_path, capsys, 
     plan = budget.plan_run(0.3, ONE_SECOND_TIMINGS, 4, export=False, plots=False,
                            evaluation_passes=3)
     as_planned = 1.5 + plan.steps_per_epoch * 1.0
-    output = run_budgeted(tmp_path, monkeypatch, 0.3, epoch_seconds=as_planned)
+    # The first epoch also pays for its first (tracing) step, as the plan counts.
+    output = run_budgeted(tmp_path, monkeypatch, 0.3,
+                          epoch_seconds=[as_planned + 1.0, as_planned])
     assert plan.epochs > 1 and plan.steps_per_epoch < 4  # a plan that shortens the epochs
     printed = capsys.readouterr().out
     assert "Time budget 0.3 minutes: 1.000 s per step" in printed
@@ -186,10 +188,12 @@ def test_replan_drops_what_no_longer_fits_cutting_the_last_epoch_short():
     assert budget.replan(plan, elapsed, 3, slow, export=False, plots=False) == expected
     # The export and figure reserves count too.
     assert budget.replan(plan, elapsed, 3, slow) < expected
-    # Faster epochs give the steps back, never more than the first plan's;
-    # a budget already spent stops the run now.
+    # Faster epochs give the steps back and add more, up to twice the first
+    # plan's epochs; a budget already spent stops the run now.
     shrunk = dataclasses.replace(plan, total_steps=expected)
-    assert budget.replan(shrunk, 60.0, 1, 1.0, export=False, plots=False) == plan.total_steps
+    assert budget.replan(shrunk, 60.0, 1, 1.0, export=False, plots=False) == (
+        2 * plan.epochs * steps)
+    assert plan.epoch_bound == 2 * plan.epochs
     assert budget.replan(shrunk, 700.0, 5, slow, export=False, plots=False) == 5 * steps
 
 
@@ -211,8 +215,13 @@ def test_a_plan_cut_short_round_trips_and_older_plans_default_to_whole_epochs():
     # validation and checkpoints and one step of a last, cut-short epoch.
     (5.5, [(2, 13)], 5, 1),
     # Slow, then fast: after the third epoch (the last two took 6 s and 3 s,
-    # 1 s a step), 10.75 s are left: 2 more epochs, the first plan's 15 steps.
-    ([6.0, 6.0, 3.0], [(2, 12), (3, 15)], 5, 3),
+    # 1 s a step), 10.75 s are left: 2 more epochs, the first plan's 15 steps;
+    # after the fourth (3 s and 3 s), 7.75 s: 2 more epochs, 18 steps.
+    ([6.0, 6.0, 3.0], [(2, 12), (3, 15), (4, 18)], 6, 3),
+    # Faster than the probe (3 s an epoch, 0.5 s a step): after the second
+    # epoch 19.75 s are left, 6 more epochs of 3 s and 0.25 s, too little for
+    # a step: 24 steps, 8 epochs, beyond the first plan's 5 (the bound is 10).
+    (3.0, [(2, 24)], 8, 3),
 ])
 def test_a_run_whose_epochs_change_speed_replans_and_still_anneals_at_its_end(
         tmp_path, capsys, monkeypatch, epoch_seconds, replans, epochs, last_epoch_steps):
