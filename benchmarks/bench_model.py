@@ -151,10 +151,12 @@ def count_macs(model, image_size):
     return macs
 
 
-def build_model(name, image_size, num_classes=1000):
+def build_model(name, image_size, num_classes=1000, package=None):
+    """Builds model `name`; Wave-ViTs from `package` (default: `keras_wavevit`)."""
     import keras
 
-    import keras_wavevit
+    if package is None:
+        import keras_wavevit as package
 
     shape = (image_size, image_size, 3)
     if name == "resnet50":
@@ -166,10 +168,10 @@ def build_model(name, image_size, num_classes=1000):
             weights=None, input_shape=shape, classifier_activation=None
         )
     if name in CIFAR_MODELS:
-        return keras_wavevit.WaveViT(
+        return package.WaveViT(
             dict(cifar_model_config(name), input_shape=shape), num_classes=num_classes
         )
-    builder = getattr(keras_wavevit, f"WaveViT{name.capitalize()}")
+    builder = getattr(package, f"WaveViT{name.capitalize()}")
     return builder(input_shape=shape, num_classes=num_classes)
 
 
@@ -192,6 +194,11 @@ def default_image_size(name):
     if name in CIFAR_MODELS:
         return 32
     return 224
+
+
+def default_batch(name):
+    """128 for the 32x32 models, 16 at 224."""
+    return 128 if name == "tiny" or name in CIFAR_MODELS else 16
 
 
 def num_classes_of(name):
@@ -406,7 +413,7 @@ def main():
     ] + (["--bfc-allocator"] if args.bfc_allocator else [])
     for model in args.models:
         image_size = args.image_size or default_image_size(model)
-        batches = args.batch or ([128] if model == "tiny" or model in CIFAR_MODELS else [16])
+        batches = args.batch or [default_batch(model)]
         for mode in args.mode:
             for precision in args.precision:
                 for jit in args.jit:

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
-from bench_model import build_model, default_image_size, num_classes_of  # noqa: E402
+from bench_model import build_model, default_batch, default_image_size, num_classes_of  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,7 +47,7 @@ def main():
     for line in common.machine_summary():
         print(f"- {line}")
     size, classes = default_image_size(args.model), num_classes_of(args.model)
-    batch = args.batch or (16 if args.model == "small" else 128)
+    batch = args.batch or default_batch(args.model)
     optimizers = {
         "keras.optimizers.AdamW": lambda: keras.optimizers.AdamW(1e-4, weight_decay=0.05),
         "keras_wavevit.optimizers.AdamW": lambda: AdamW(1e-4, weight_decay=0.05),
@@ -65,12 +65,8 @@ def main():
     print(f"- model {args.model}, batch {batch}, {len(model.trainable_variables)} trainable "
           f"variables; medians of {args.repeats} round-robin steps after {args.warmup} warm-up\n")
     seconds = common.time_interleaved(steps, args.repeats, args.warmup)
-    keras_step = seconds["keras.optimizers.AdamW"]
-    common.print_table(
-        ["optimizer", "step ms", "images/s", "speed vs Keras AdamW"],
-        [[name, f"{1e3 * s:.0f}", f"{batch / s:.1f}", f"{keras_step / s:.3f}x"]
-         for name, s in seconds.items()],
-    )
+    common.print_step_table("optimizer", seconds, batch, "keras.optimizers.AdamW",
+                            "Keras AdamW", ratio_digits=3)
     print(f"\nload average at end: {common.load_average()}")
 
 

@@ -33,7 +33,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
-from bench_model import CIFAR_MODELS, build_model, default_image_size, num_classes_of  # noqa: E402
+from bench_model import (  # noqa: E402
+    CIFAR_MODELS,
+    build_model,
+    default_batch,
+    default_image_size,
+    num_classes_of,
+)
 
 # (group, predicate on the op type and the op's name), first match wins.
 GROUPS = (
@@ -121,7 +127,7 @@ def main():
         print(f"- {line}")
     size, classes = default_image_size(args.model), num_classes_of(args.model)
     model = build_model(args.model, size, classes)
-    batch = args.batch or (16 if args.model == "small" else 128)
+    batch = args.batch or default_batch(args.model)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(size=(batch, size, size, 3)).astype(np.float32))
     y = tf.constant(rng.integers(0, classes, size=(batch,)))

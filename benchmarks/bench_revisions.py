@@ -34,7 +34,8 @@ import common  # noqa: E402
 from bench_model import (  # noqa: E402
     CIFAR_MODELS,
     ROOT,
-    cifar_model_config,
+    build_model,
+    default_batch,
     default_image_size,
     num_classes_of,
 )
@@ -83,16 +84,6 @@ def extract_revision(revision, directory):
     return name
 
 
-def build(package, model_name, image_size):
-    shape = (image_size, image_size, 3)
-    classes = num_classes_of(model_name)
-    if model_name in CIFAR_MODELS:
-        return package.WaveViT(
-            dict(cifar_model_config(model_name), input_shape=shape), num_classes=classes
-        )
-    return package.WaveViTSmall(input_shape=shape, num_classes=classes)
-
-
 def main():
     args = parse_args()
     common.configure_environment(args)
@@ -114,13 +105,13 @@ def run(args, versions):
     for line in common.machine_summary():
         print(f"- {line}")
     size = default_image_size(args.model)
-    batch = args.batch or (16 if args.model == "small" else 128)
+    batch = args.batch or default_batch(args.model)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(size=(batch, size, size, 3)).astype(np.float32))
     y = tf.constant(rng.integers(0, num_classes_of(args.model), size=(batch,)))
     steps, weights = {}, None
     for label, package in versions.items():
-        model = build(package, args.model, size)
+        model = build_model(args.model, size, num_classes_of(args.model), package=package)
         if weights is None:
             weights = model.get_weights()
         else:
@@ -134,14 +125,9 @@ def run(args, versions):
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             steps[label] = lambda model=model: model.train_on_batch(x, y)
     medians = common.time_interleaved(steps, args.repeats, args.warmup)
-    baseline = medians[list(versions)[1]]
     print(f"- batch {batch}; medians of {args.repeats} round-robin steps after "
           f"{args.warmup} warm-up\n")
-    common.print_table(
-        ["version", "step ms", "images/s", "speed vs the revision"],
-        [[label, f"{1e3 * seconds:.0f}", f"{batch / seconds:.1f}", f"{baseline / seconds:.2f}x"]
-         for label, seconds in medians.items()],
-    )
+    common.print_step_table("version", medians, batch, list(versions)[1], "the revision")
     print(f"\nload average at end: {common.load_average()}")
 
 

@@ -105,6 +105,15 @@ def time_interleaved(cases, repeats, warmup):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def print_step_table(label, seconds, batch, baseline, baseline_label, ratio_digits=2):
+    """Prints step times ({name: seconds}) as ms, images/s and speed vs `baseline`."""
+    print_table(
+        [label, "step ms", "images/s", f"speed vs {baseline_label}"],
+        [[name, f"{1e3 * value:.0f}", f"{batch / value:.1f}",
+          f"{seconds[baseline] / value:.{ratio_digits}f}x"] for name, value in seconds.items()],
+    )
+
+
 def print_table(headers, rows):
     """Prints a Markdown table."""
     cells = [[str(c) for c in row] for row in rows]
