@@ -98,6 +98,13 @@ def gelu_reference(x):
     return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
 
 
+def gelu_derivative_reference(x):
+    """The exact GELU's derivative in float64: `cdf(x) + x * pdf(x)`."""
+    x = np.asarray(x, np.float64)
+    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    return cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
 def randomize_weights(layer, seed):
     """Replaces the small default init by N(0, 1/fan_in)-like weights so that
     mistakes in scale or head split change the output visibly."""

@@ -1,25 +1,13 @@
 """The fused ops: exact GELU against a float64 `math.erf` reference, fused
 and unfused paths agree, gradients and dtypes; the scoped fusion switch."""
 
-import math
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_wavevit.layers.fusion import exact_gelu, fused, fused_ops, fused_ops_enabled
 from keras_wavevit.layers.wavelets import haar_dwt2d, haar_idwt2d
-
-
-def reference_gelu(x):
-    x = np.asarray(x, np.float64)
-    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
-
-
-def reference_gelu_derivative(x):
-    x = np.asarray(x, np.float64)
-    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
-    return cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+from tests.layer_checks import gelu_derivative_reference, gelu_reference
 
 
 # Dense near 0 (where GELU bends), then the tails up to where float32's
@@ -33,7 +21,7 @@ X = np.concatenate(
 def test_exact_gelu_matches_float64_erf_to_float32_rounding(enabled):
     with fused_ops(enabled):
         out = np.asarray(tf.function(exact_gelu)(tf.constant(X)))
-    error = np.abs(out.astype(np.float64) - reference_gelu(X))
+    error = np.abs(out.astype(np.float64) - gelu_reference(X))
     # A few float32 ulps of max(1, |x|): the rounding of x * cdf(x), with
     # cdf's error scaled by |x|. The tanh approximation is off by up to 5e-4.
     ulps = error / np.spacing(np.maximum(1.0, np.abs(X)).astype(np.float32))
@@ -44,7 +32,7 @@ def test_exact_gelu_bias_is_added_first():
     x = np.random.default_rng(0).normal(size=(2, 3, 5)).astype(np.float32)
     bias = np.linspace(-1, 1, 5).astype(np.float32)
     out = np.asarray(exact_gelu(x, bias))
-    np.testing.assert_allclose(out, reference_gelu(x + bias), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(out, gelu_reference(x + bias), rtol=0, atol=2e-6)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +43,7 @@ def test_exact_gelu_keeps_dtype_and_computes_in_float32(dtype, atol):
     x = tf.cast(tf.constant(np.linspace(-5, 5, 101), tf.float64), dtype)
     out = exact_gelu(x)
     assert out.dtype == dtype
-    expected = reference_gelu(tf.cast(x, tf.float64).numpy())
+    expected = gelu_reference(tf.cast(x, tf.float64).numpy())
     np.testing.assert_allclose(tf.cast(out, tf.float64).numpy(), expected, atol=atol)
 
 
@@ -72,7 +60,7 @@ def test_exact_gelu_gradient(enabled):
 
     with fused_ops(enabled):
         out = gradient(x).numpy()
-    np.testing.assert_allclose(out, reference_gelu_derivative(x.numpy()), atol=2e-6)
+    np.testing.assert_allclose(out, gelu_derivative_reference(x.numpy()), atol=2e-6)
 
 
 def test_fused_and_unfused_wavelets_agree_with_gradients():
@@ -124,7 +112,7 @@ def test_exact_gelu_gradients_with_bias(enabled):
 
     with fused_ops(enabled):
         grad_x, grad_bias = gradients(x, bias)
-    expected = upstream.numpy() * reference_gelu_derivative(x.numpy() + bias.numpy())
+    expected = upstream.numpy() * gelu_derivative_reference(x.numpy() + bias.numpy())
     np.testing.assert_allclose(grad_x.numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(grad_bias.numpy(), expected.sum(axis=(0, 1, 2)), atol=1e-4)
 

@@ -25,6 +25,22 @@ print("PORTABLE", cli.main(common + ["--no-export", "--no-plots", "--crop-scale"
 """
 
 
+def run_on_jax(code, *arguments, timeout=900):
+    """Runs `code` in a child process on the JAX backend; asserts it succeeded.
+
+    Returns:
+        The `CompletedProcess` and a report of its output's tails.
+    """
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    report = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, report
+    return result, report
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_two_step_run_on_jax_and_a_clear_error_for_tensorflow_only_options(tmp_path):
     images = write_image_folder(str(tmp_path / "images"))
@@ -34,13 +50,7 @@ def test_two_step_run_on_jax_and_a_clear_error_for_tensorflow_only_options(tmp_p
         "--steps-per-epoch", "1", "--batch-size", "4", "--validation-fraction", "0.25",
         "--output", str(output), "--seed", "0", "--verbose", "0",
     ]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, *arguments],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    report = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    assert result.returncode == 0, report
+    result, report = run_on_jax(CHILD, *arguments)
     assert "DEFAULTS 2" in result.stdout and "PORTABLE 0" in result.stdout, report
     assert (
         "keras-wavevit train: error: These train options need the TensorFlow backend; "
@@ -92,13 +102,7 @@ def test_a_time_budget_replans_on_jax_and_anneals_at_the_moved_end(tmp_path):
     # re-plan the step must be rebuilt, or the run would stop with a learning
     # rate still on the first plan's cosine. Slow epochs (as in test_budget):
     # the first plan's 15 steps are re-planned to 12 after epoch 2.
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", REPLAN_CHILD, str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    report = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    assert result.returncode == 0, report
+    result, report = run_on_jax(REPLAN_CHILD, str(tmp_path))
     assert "re-planned from 15 to 12 steps" in result.stdout, report
     output = tmp_path / "run"
     summary = json.loads((output / "summary.json").read_text())
@@ -146,13 +150,7 @@ print("APPLIED", json.dumps(np.diff([0.0] + weights).tolist()))
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_on_jax_the_steps_after_a_replan_apply_the_moved_schedule(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", APPLIED_RATES_CHILD],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    report = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    assert result.returncode == 0, report
+    result, _ = run_on_jax(APPLIED_RATES_CHILD, timeout=600)
     applied = json.loads(result.stdout.split("APPLIED", 1)[1])
     # The rates applied in each epoch (2 steps) add up. Keras' CosineDecay:
     # 0.5 * (1 + cos(pi * step / decay_steps)), the step counted from 0; 10
