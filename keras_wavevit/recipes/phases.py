@@ -220,7 +220,7 @@ def fit(config, state, data, network):
         callbacks.append(budget_lib.BudgetKeeper(
             plan, stored["started"], export=config.export,
             plots=config.plots, evaluation_passes=_evaluation_passes(config),
-            on_replan=lambda plan, done: _store_replan(state, plan, done),
+            on_replan=lambda new_plan, done: _store_replan(state, new_plan, done),
         ))
         epochs = plan.epoch_bound  # the keeper stops the run at its planned step
     print(
