@@ -6,11 +6,14 @@ the optimizer: `keras.optimizers.AdamW`, `keras_wavevit.optimizers.AdamW`
 (the cheapest update there is: the floor for any optimizer). Their
 `train_on_batch` steps on one fixed batch are timed round-robin; medians.
 
+With `--ema M`, two more copies keep a moving average of the weights
+(`use_ema=True`, momentum M; Keras updates it, one assign per variable).
+
 Models: `cifar10` (the `cifar10` recipe's model, 32x32, batch 128 by
 default) and `small` (Wave-ViT-S, 224, batch 16).
 
 Usage:
-    python benchmarks/bench_optimizer.py --model cifar10 --repeats 9 --warmup 2
+    python benchmarks/bench_optimizer.py --model cifar10 --repeats 9 --warmup 2 [--ema 0.999]
 """
 
 import argparse
@@ -27,6 +30,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cifar10", choices=("cifar10", "small"))
     parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
+                        help="also time both AdamWs with a moving average of the weights")
     common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
@@ -53,6 +58,12 @@ def main():
         "keras_wavevit.optimizers.AdamW": lambda: AdamW(1e-4, weight_decay=0.05),
         "keras.optimizers.SGD": lambda: keras.optimizers.SGD(1e-4),
     }
+    if args.ema is not None:
+        ema = dict(use_ema=True, ema_momentum=args.ema)
+        optimizers["keras.optimizers.AdamW + EMA"] = lambda: keras.optimizers.AdamW(
+            1e-4, weight_decay=0.05, **ema)
+        optimizers["keras_wavevit.optimizers.AdamW + EMA"] = lambda: AdamW(
+            1e-4, weight_decay=0.05, **ema)
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(batch, size, size, 3)).astype("float32")
     y = rng.integers(0, classes, size=(batch,))

@@ -86,3 +86,37 @@ def test_amsgrad_takes_the_keras_path():
     reference = reference_adamw(learning_rate=0.01, amsgrad=True)
     for mine, theirs in zip(model.weights, reference.weights):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "keras-path"])
+def test_moving_average_matches_keras_ema(enabled):
+    settings = dict(SETTINGS, use_ema=True, ema_momentum=0.7)
+    with fused_ops(enabled):
+        ours = AdamW(**settings)
+        model = train(ours, steps=4)
+    reference_optimizer = keras.optimizers.AdamW(**settings)
+    reference = train(reference_optimizer, steps=4)
+    averages = ours._model_variables_moving_average
+    assert len(averages) == len(model.trainable_variables)
+    for mine, theirs in zip(averages, reference_optimizer._model_variables_moving_average):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=mine.path)
+    # The average differs from the weights (so the comparison above is not trivial).
+    assert not np.allclose(averages[0].numpy(), model.trainable_variables[0].numpy())
+
+
+def test_moving_average_against_numpy_and_finalized_into_the_model():
+    """Four updates of one weight: the average copies step 0, then keeps 0.5 of itself."""
+    variable = keras.Variable(np.zeros(3, "float32"))
+    optimizer = AdamW(learning_rate=0.1, weight_decay=0.0, use_ema=True, ema_momentum=0.5)
+    values, expected = [], None
+    for step in range(4):
+        optimizer.apply([tf.constant([1.0, -2.0, 0.5])], [variable])
+        value = variable.numpy().astype("float64")
+        expected = value if expected is None else 0.5 * expected + 0.5 * value
+        values.append(value)
+    np.testing.assert_allclose(optimizer._model_variables_moving_average[0].numpy(), expected,
+                               rtol=1e-6)
+    assert not np.allclose(expected, values[-1])
+    optimizer.finalize_variable_values([variable])
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6)

@@ -46,6 +46,7 @@ _TYPES = {
     "seed": int,
     "clip_norm": finite_float,
     "drop_path_rate": finite_float,
+    "ema_momentum": finite_float,
     "time_limit_minutes": finite_float,
     "time_budget_minutes": finite_float,
 }

@@ -1,11 +1,17 @@
 """Callbacks of a training run: clock, time limit, log, best checkpoint, backup.
 
+With a moving average of the weights (`use_ema` on the optimizer), Keras'
+`SwapEMAWeights` validates the averaged weights and `BestCheckpoint` saves
+them (`averaged_weights`), so a checkpoint holds the weights its score was
+measured on; the backup keeps both, unswapped.
+
 Every file they write goes through `keras_wavevit.files` (written aside and
 renamed), so a run killed at any moment leaves each file either as it was
 or complete, never half-written. None of them saves non-finite weights: a
 diverged epoch is logged but neither checkpointed nor backed up.
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -35,6 +41,47 @@ def weights_are_finite(model):
     True
     """
     return all(np.isfinite(weight).all() for weight in model.get_weights())
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Puts the optimizer's moving average of the weights into `model` for a while.
+
+    Inside the block `model`'s trainable weights hold the average (EMA) that
+    its optimizer keeps with `use_ema=True`; on leaving they are swapped
+    back. Without a moving average, nothing changes.
+
+    Args:
+        model: A compiled `keras.Model`.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer=keras.optimizers.SGD(use_ema=True), loss="mse")
+    >>> _ = model.train_on_batch(np.ones((2, 2)), np.zeros((2, 1)))
+    >>> with averaged_weights(model):
+    ...     pass  # evaluate or save the averaged weights here
+    """
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    if not getattr(optimizer, "use_ema", False) or not averages:
+        yield
+        return
+    pairs = [(variable, average) for variable, average
+             in zip(optimizer._trainable_variables, averages) if average is not None]
+
+    def swap():
+        for variable, average in pairs:
+            value = keras.ops.convert_to_numpy(variable)
+            variable.assign(average)
+            average.assign(value)
+
+    swap()
+    try:
+        yield
+    finally:
+        swap()
 
 
 def _finite_logs(logs):
@@ -191,7 +238,8 @@ class BestCheckpoint(keras.callbacks.Callback):
     Keras' `ModelCheckpoint` writes the `.keras` file in place (a kill leaves
     a broken zip) and saves diverged weights; this one writes aside and
     renames (`files.save_model_atomically`) and skips epochs whose loss or
-    weights are not finite.
+    weights are not finite. With a moving average of the weights it saves
+    the averaged weights (those that `SwapEMAWeights` validates).
 
     Args:
         path: The `.keras` file.
@@ -215,9 +263,10 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         if self.best is not None and value <= self.best:
             return
-        if not weights_are_finite(self.model):
-            return
-        files.save_model_atomically(self.model, self.path)
+        with averaged_weights(self.model):
+            if not weights_are_finite(self.model):
+                return
+            files.save_model_atomically(self.model, self.path)
         self.best = float(value)
 
 

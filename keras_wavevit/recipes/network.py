@@ -133,7 +133,8 @@ def learning_rate_schedule(optimizer):
 
 
 def make_optimizer(
-    learning_rate, weight_decay, total_steps, warmup_steps, min_learning_rate=0.0, clipnorm=None
+    learning_rate, weight_decay, total_steps, warmup_steps, min_learning_rate=0.0, clipnorm=None,
+    ema_momentum=None,
 ):
     """AdamW with linear warm-up to `learning_rate`, then cosine decay.
 
@@ -150,6 +151,8 @@ def make_optimizer(
         warmup_steps: Steps of linear warm-up from 0.
         min_learning_rate: Learning rate at the end of the decay.
         clipnorm: Optional global gradient-norm clip.
+        ema_momentum: Keep a moving average of the weights with this
+            momentum (Keras' `use_ema`); `None`: none.
 
     Returns:
         A `keras_wavevit.optimizers.AdamW` (Keras' AdamW, updated in one
@@ -179,7 +182,9 @@ def make_optimizer(
         warmup_steps=warmup_steps,
     )
     optimizer = AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, global_clipnorm=clipnorm
+        learning_rate=schedule, weight_decay=weight_decay, global_clipnorm=clipnorm,
+        use_ema=ema_momentum is not None,
+        ema_momentum=0.99 if ema_momentum is None else ema_momentum,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
@@ -193,7 +198,7 @@ def compile_network(network, config, num_classes, steps_per_epoch):
     Args:
         network: The model from `build_model`.
         config: The run's `TrainConfig` (learning rates, weight decay,
-            warm-up, clipping, label smoothing, epochs, XLA).
+            warm-up, clipping, weight averaging, label smoothing, epochs, XLA).
         num_classes: Number of classes (top-5 accuracy is added above 5).
         steps_per_epoch: Optimizer steps per epoch.
 
@@ -220,6 +225,7 @@ def compile_network(network, config, num_classes, steps_per_epoch):
             warmup_steps,
             min_learning_rate=min(config.min_learning_rate, config.learning_rate),
             clipnorm=config.clip_norm,
+            ema_momentum=config.ema_momentum,
         ),
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=config.label_smoothing

@@ -205,6 +205,7 @@ def fit(config, state, data, network):
         callbacks_lib.BestCheckpoint(state.path("best.keras"),
                                      initial_best=np.nanmax(earlier) if has_best else None),
         callbacks_lib.EpochLog(log_path),
+        *([keras.callbacks.SwapEMAWeights()] if config.ema_momentum else []),
         *_tensorboard(state),
         keras.callbacks.LambdaCallback(
             on_train_end=lambda logs: _finish_fit(state, network, logs, limit)
