@@ -85,6 +85,9 @@ class RunState:
         shared = config.output_directory()
         identity = config.identity()
         stored = _read_state(shared)
+        if stored and stored["config"] is not None:
+            # A run stored before an option existed ran with its default.
+            stored["config"] = {**type(config)().identity(), **stored["config"]}
         if not chief:
             same_run = stored and stored["config"] == identity and not config.overwrite
             phases = stored["phases"] if same_run else {}

@@ -73,6 +73,21 @@ def test_new_and_resumed_runs(tmp_path, capsys):
     assert not RunState.open(config).done("fit")
 
 
+def test_a_run_stored_before_an_option_existed_resumes_at_its_default(tmp_path):
+    config = TrainConfig(output=str(tmp_path / "run"), epochs=3)
+    RunState.open(config).finish("fit", {"epochs_completed": 3})
+    path = os.path.join(config.output, "phases.json")
+    stored = json.load(open(path, encoding="utf-8"))
+    del stored["config"]["ema_momentum"]  # as written before the option existed
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(stored, file)
+    assert RunState.open(config).done("fit")
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(stored, file)
+    with pytest.raises(ValueError, match=r"another configuration \(differs in: ema_momentum\)"):
+        RunState.open(config.replace(ema_momentum=0.999))
+
+
 def test_refuses_finished_different_or_foreign_runs_without_overwrite(tmp_path):
     output = str(tmp_path / "run")
     config = TrainConfig(output=output, epochs=3)
