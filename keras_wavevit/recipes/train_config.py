@@ -191,7 +191,7 @@ class TrainConfig:
     )
     ema_momentum: float = _option(
         None, "keep a moving average of the weights (EMA) with this momentum, e.g. 0.999; "
-        "validation, the checkpoints' scores and the export use the averaged weights "
+        "validation, the best checkpoint and the export use the averaged weights "
         "(default: off)", RECIPE, _number(0.0, 1.0, open_low=True, optional=True),
     )
     mixup: float = _option(augmentation.DEFAULT_MIXUP_ALPHA, "MixUp alpha, 0 = off", AUGMENT,
