@@ -20,6 +20,7 @@ Usage:
     python benchmarks/bench_profile.py --model small --mode infer --batch 16
     python benchmarks/bench_profile.py --model cifar10 --mode train --batch 128 --ops 25
     python benchmarks/bench_profile.py --model cifar10 --mode train --names 30
+    python benchmarks/bench_profile.py --model small --precision mixed_bfloat16 --ops 25
 """
 
 import argparse
@@ -49,6 +50,7 @@ GROUPS = (
     ("attention batch-matmul", lambda t, n: "BatchMatMul" in t),
     ("dense matmul", lambda t, n: "MatMul" in t),
     ("softmax", lambda t, n: "Softmax" in t),
+    ("casts", lambda t, n: t == "Cast"),
     ("fused XLA loops (GELU, LayerNorm, DWT/IDWT)",
      lambda t, n: "fusion" in t or t.startswith(("wrapped_", "ynn_", "Execute")) or
      t in ("ParallelFor", "Await", "Start", "BlockUntilReady", "Done")),
@@ -69,6 +71,9 @@ def parse_args(argv=None):
     parser.add_argument("--mode", default="infer", choices=("infer", "train"))
     parser.add_argument("--batch", type=int, default=None,
                         help="Default 16 for small, 128 for the 32x32 models.")
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "mixed_bfloat16"),
+                        help="Keras dtype policy of the model.")
     parser.add_argument("--ops", type=int, default=15, help="Op types listed after the groups.")
     parser.add_argument("--names", type=int, default=0,
                         help="Single ops (type and graph name, i.e. the layer) listed last.")
@@ -122,7 +127,8 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    print(f"# Op-time breakdown: {args.model} {args.mode}")
+    keras.mixed_precision.set_global_policy(args.precision)
+    print(f"# Op-time breakdown: {args.model} {args.mode} {args.precision}")
     for line in common.machine_summary():
         print(f"- {line}")
     size, classes = default_image_size(args.model), num_classes_of(args.model)

@@ -17,6 +17,8 @@ Models: `small` (Wave-ViT-S, 224), `cifar10` (the `cifar10` recipe's model,
 Usage:
     python benchmarks/bench_revisions.py --revision 9942cfd --model cifar10 --mode train
     python benchmarks/bench_revisions.py --revision HEAD~3 --model small --mode infer --batch 16
+    python benchmarks/bench_revisions.py --revision HEAD --model small --mode infer \
+        --precision mixed_bfloat16
 """
 
 import argparse
@@ -48,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument("--mode", default="train", choices=("infer", "train"))
     parser.add_argument("--batch", type=int, default=None,
                         help="Default 16 for small, 128 for the 32x32 models.")
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "mixed_bfloat16"),
+                        help="Keras dtype policy of both models.")
     common.add_common_arguments(parser)
     parser.set_defaults(repeats=9)
     return parser.parse_args(argv)
@@ -101,7 +106,9 @@ def run(args, versions):
     import numpy as np
     import tensorflow as tf
 
-    print(f"# {args.model} {args.mode}: this checkout against {list(versions)[1]}")
+    keras.mixed_precision.set_global_policy(args.precision)
+    print(f"# {args.model} {args.mode} {args.precision}: this checkout against "
+          f"{list(versions)[1]}")
     for line in common.machine_summary():
         print(f"- {line}")
     size = default_image_size(args.model)

@@ -49,7 +49,9 @@ def scaled_dot_product_attention(query, key, value):
 
     The scores are scaled by `head_dim ** -0.5` and the softmax runs in
     float32 whatever the compute dtype, as the official model does under
-    mixed precision.
+    mixed precision. The scale multiplies the queries rather than the
+    scores (the same product; one pass over `(queries, head_dim)` instead of
+    `(queries, tokens)`).
 
     Args:
         query: `(batch, heads, queries, head_dim)`.
@@ -67,7 +69,7 @@ def scaled_dot_product_attention(query, key, value):
     [[[[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]]]
     """
     scale = ops.cast(query.shape[-1] ** -0.5, query.dtype)
-    scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2))) * scale
+    scores = ops.matmul(query * scale, ops.transpose(key, (0, 1, 3, 2)))
     weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
     return ops.matmul(ops.cast(weights, value.dtype), value)
 

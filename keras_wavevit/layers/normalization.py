@@ -8,8 +8,8 @@ hold Keras' own layer (the stage norms of files saved by version 0.1.0) load
 unchanged, with the same weights.
 
 Every BatchNorm (stem, wavelet reduce and filter convs) is
-`BatchNormalization`: Keras' layer, whose training step runs as TensorFlow's
-fused batch-norm kernel on the TensorFlow backend.
+`BatchNormalization`: Keras' layer, whose training step and inference run
+as TensorFlow's fused batch-norm kernel on the TensorFlow backend.
 """
 
 import keras
@@ -49,7 +49,7 @@ class LayerNormalization(keras.layers.LayerNormalization):
 
 @keras.saving.register_keras_serializable(package="keras_wavevit")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` whose training step is one fused kernel.
+    """`keras.layers.BatchNormalization` run as one fused kernel on TensorFlow.
 
     Same arguments, weights (`gamma`, `beta`, `moving_mean`,
     `moving_variance`) and config as the Keras layer. In training on the
@@ -59,9 +59,12 @@ class BatchNormalization(keras.layers.BatchNormalization):
     and their gradients (a fifth of the ops, ~2x faster on the stem's maps).
     The results are Keras': the output is normalised with the biased batch
     variance, and the moving variance follows the biased variance too (the
-    kernel's Bessel-corrected one is scaled back). Inference, other
-    backends, masks, renormalisation and synchronised statistics run the
-    Keras layer.
+    kernel's Bessel-corrected one is scaled back). Inference runs the same
+    kernel with the moving statistics: it reads float16/bfloat16 maps
+    directly and normalises in float32 (Keras' layer casts the map to
+    float32 and back, two more passes), and TensorFlow's graph optimiser can
+    fuse it with a following ReLU. Other backends, masks, renormalisation
+    and synchronised statistics run the Keras layer.
 
     Example:
 
@@ -75,16 +78,44 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable and mask is None and self._fuses(inputs)):
+        if mask is not None or not self._fuses(inputs):
             return super().call(inputs, training=training, mask=mask)
+        if training and self.trainable:
+            return self._fused_training_step(inputs)
+        return self._fused_inference(inputs)
+
+    def _scale_and_offset(self, channels):
+        gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,))
+        beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,))
+        return gamma, beta
+
+    def _fused_inference(self, inputs):
+        import tensorflow as tf
+
+        # The kernel reads float16/bfloat16 maps directly and normalises in
+        # float32 with the float32 statistics, as Keras' layer does after
+        # its upcast, without the two casts.
+        gamma, beta = self._scale_and_offset(inputs.shape[-1])
+        outputs, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs,
+            scale=gamma,
+            offset=beta,
+            mean=ops.cast(self.moving_mean, "float32"),
+            variance=ops.cast(self.moving_variance, "float32"),
+            epsilon=self.epsilon,
+            data_format="NHWC",
+            is_training=False,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _fused_training_step(self, inputs):
         import tensorflow as tf
 
         # Like Keras' layer: statistics in float32 (or float64 inputs fall
         # back above; the fused kernel has no float64 version).
         x = ops.cast(inputs, "float32")
         channels = x.shape[-1]
-        gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,))
-        beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,))
+        gamma, beta = self._scale_and_offset(channels)
         empty = ops.zeros((0,), "float32")
         outputs, mean, corrected_variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=x,

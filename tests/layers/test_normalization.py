@@ -110,20 +110,50 @@ def test_batch_norm_training_step_matches_float64_reference_and_keras():
         np.testing.assert_allclose(got, stock_value, rtol=1e-4, atol=1e-4)
 
 
-def test_batch_norm_training_runs_the_fused_kernel_and_inference_keras():
+def test_batch_norm_training_and_inference_run_the_fused_kernel():
     layer = BatchNormalization()
     x = tf.constant(np.random.default_rng(6).normal(size=(2, 3, 3, 4)), tf.float32)
     layer.build(x.shape)
-    training_ops = {op.type for op in tf.function(
-        lambda t: layer(t, training=True)).get_concrete_function(x).graph.get_operations()}
-    inference_ops = {op.type for op in tf.function(
-        lambda t: layer(t, training=False)).get_concrete_function(x).graph.get_operations()}
-    assert "FusedBatchNormV3" in training_ops
-    assert "FusedBatchNormV3" not in inference_ops
-    np.testing.assert_allclose(
-        np.asarray(layer(x, training=False)),
-        (x.numpy() - 0.0) / np.sqrt(1.0 + layer.epsilon), atol=1e-6,
-    )
+    for training in (True, False):
+        graph = tf.function(lambda t: layer(t, training=training)).get_concrete_function(x).graph
+        assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}, training
+
+
+@pytest.mark.parametrize(
+    # bfloat16 outputs: within one rounding (2**-8 relative) of each other.
+    "dtype, rtol, atol", [("float32", 0, 1e-5), ("mixed_bfloat16", 2**-7, 1e-2)]
+)
+def test_batch_norm_inference_matches_float64_reference_and_keras(dtype, rtol, atol):
+    rng = np.random.default_rng(3)
+    x = (3.0 * rng.normal(size=(2, 5, 4, 6)) + 1.0).astype(np.float32)
+    weights = [rng.normal(size=6), rng.normal(size=6), rng.normal(size=6),
+               rng.uniform(0.5, 2.0, size=6)]
+    ours = BatchNormalization(epsilon=1e-5, dtype=dtype)
+    stock = keras.layers.BatchNormalization(epsilon=1e-5, dtype=dtype)
+    outputs = []
+    for layer in (ours, stock):
+        layer.build(x.shape)
+        layer.set_weights(weights)
+        outputs.append(tf.cast(tf.function(lambda t, layer=layer: layer(t, training=False))(x),
+                               tf.float64).numpy())
+    assert outputs[0].dtype == outputs[1].dtype
+    gamma, beta, mean, variance = weights
+    # bfloat16 maps arrive rounded, as in Keras' layer.
+    x64 = tf.cast(tf.cast(x, ours.compute_dtype), tf.float64).numpy()
+    expected = (x64 - mean) / np.sqrt(variance + 1e-5) * gamma + beta
+    np.testing.assert_allclose(outputs[0], expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=rtol, atol=atol)
+
+
+def test_batch_norm_frozen_in_training_uses_the_moving_statistics():
+    layer = BatchNormalization(epsilon=1e-5)
+    x = tf.constant(np.random.default_rng(2).normal(size=(2, 3, 3, 4)), tf.float32)
+    layer.build(x.shape)
+    layer.set_weights([np.ones(4), np.zeros(4), np.full(4, 0.5), np.full(4, 4.0)])
+    layer.trainable = False
+    out = layer(x, training=True)
+    np.testing.assert_allclose(out.numpy(), (x.numpy() - 0.5) / np.sqrt(4.0 + 1e-5), atol=1e-6)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5)
 
 
 @pytest.mark.parametrize(
