@@ -118,7 +118,12 @@ def runtime_predictor(runtime, path):
     if runtime == "openvino":
         import openvino
 
-        request = openvino.Core().compile_model(path, "CPU").create_infer_request()
+        # float32 like the other runtimes (OpenVINO's default is bfloat16 on
+        # CPUs with AVX512_BF16 or AMX).
+        compiled = openvino.Core().compile_model(
+            path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+        )
+        request = compiled.create_infer_request()
         return lambda images: request.infer({"images": images})["probabilities"]
     from ai_edge_litert.interpreter import Interpreter
 

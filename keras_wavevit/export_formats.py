@@ -7,7 +7,9 @@
 * `"onnx"` - one `.onnx` file (converted by `tf2onnx`; run it with ONNX
   Runtime). Extra: `pip install "keras-wavevit[onnx]"`.
 * `"openvino"` - a directory holding the OpenVINO IR pair `model.xml` and
-  `model.bin` (run it with `openvino.Core().compile_model`). Extra:
+  `model.bin` (run it with `openvino.Core().compile_model`; on CPUs with
+  AVX512_BF16 or AMX, OpenVINO computes in bfloat16 unless compiled with
+  `{"INFERENCE_PRECISION_HINT": "f32"}`). Extra:
   `pip install "keras-wavevit[openvino]"`.
 * `"litert"` - one `.tflite` file (TensorFlow Lite converter; run it with
   the LiteRT interpreter, `ai_edge_litert.interpreter.Interpreter`). Extra
