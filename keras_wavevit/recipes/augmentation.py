@@ -11,6 +11,7 @@ layers draw the same random numbers (a flip never follows the sign of a
 rotation, a crop's size never decides its position).
 """
 
+import contextlib
 import math
 import zlib
 
@@ -24,6 +25,24 @@ DEFAULT_CROP_SCALE = (0.6, 1.0)
 DEFAULT_ROTATION_DEGREES = 20.0
 DEFAULT_COLOR_JITTER = 0.2
 DEFAULT_MIXUP_ALPHA = 0.2
+
+
+@contextlib.contextmanager
+def _float32_layers():
+    """Layers created inside compute in float32, whatever the global policy.
+
+    Augmentation runs in the input pipeline on float32 pixels: under mixed
+    precision the model casts its own inputs, TensorFlow's image ops
+    (`crop_and_resize`) take no bfloat16, and layers built of sub-layers
+    (`RandomColorJitter`) give them no `dtype`, so only the policy in force
+    when they are created reaches them.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def layer_seed(seed, name):
@@ -173,7 +192,8 @@ def build_augmentation(
         seed: Optional seed of the whole pipeline.
 
     Returns:
-        A `keras.layers.Pipeline` (identity at `training=False`).
+        A `keras.layers.Pipeline` (identity at `training=False`) that
+        computes in float32 whatever the global dtype policy.
 
     Example:
 
@@ -189,6 +209,18 @@ def build_augmentation(
             "rotation_degrees and color_jitter must be >= 0; received "
             f"rotation_degrees={rotation_degrees}, color_jitter={color_jitter}."
         )
+    with _float32_layers():
+        return keras.layers.Pipeline(
+            _augmentation_layers(
+                height, width, crop_scale, rotation_degrees, color_jitter, horizontal_flip, seed
+            ),
+            name="augmentation",
+        )
+
+
+def _augmentation_layers(
+    height, width, crop_scale, rotation_degrees, color_jitter, horizontal_flip, seed
+):
     layers = []
     if crop_scale is not None:
         layers.append(RandomResizedCrop(
@@ -213,7 +245,7 @@ def build_augmentation(
             rotation_degrees / 360.0, fill_mode="reflect", seed=layer_seed(seed, "rotation"),
             name="rotation",
         ))
-    return keras.layers.Pipeline(layers, name="augmentation")
+    return layers
 
 
 def build_batch_mixing(mixup_alpha=DEFAULT_MIXUP_ALPHA, cutmix_alpha=0.0, seed=None):
@@ -258,12 +290,13 @@ def build_batch_mixing(mixup_alpha=DEFAULT_MIXUP_ALPHA, cutmix_alpha=0.0, seed=N
             f"cutmix_alpha={cutmix_alpha}."
         )
     mixers = []
-    if mixup_alpha:
-        mixers.append(keras.layers.MixUp(alpha=mixup_alpha, seed=layer_seed(seed, "mixup")))
-    if cutmix_alpha:
-        mixers.append(keras.layers.CutMix(
-            factor=(cutmix_alpha, cutmix_alpha), seed=layer_seed(seed, "cutmix")
-        ))
+    with _float32_layers():
+        if mixup_alpha:
+            mixers.append(keras.layers.MixUp(alpha=mixup_alpha, seed=layer_seed(seed, "mixup")))
+        if cutmix_alpha:
+            mixers.append(keras.layers.CutMix(
+                factor=(cutmix_alpha, cutmix_alpha), seed=layer_seed(seed, "cutmix")
+            ))
     if not mixers:
         return None
     chooser = keras.random.SeedGenerator(layer_seed(seed, "mixing_choice"))

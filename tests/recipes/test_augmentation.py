@@ -1,5 +1,6 @@
 """Training augmentation: random resized crop, the per-image pipeline, MixUp/CutMix, seeds."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -145,3 +146,30 @@ def test_batch_mixing_checks_its_alphas():
         augmentation.build_batch_mixing(0.2, 2)
     with pytest.raises(ValueError, match="mixup_alpha must be >= 0"):
         augmentation.build_batch_mixing(-1.0, 0.0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_augmentation_ignores_the_mixed_precision_policy(policy):
+    # Under mixed precision the augmentation layers used to compute in the
+    # policy's dtype: the crop failed (crop_and_resize takes no bfloat16), and
+    # RandomColorJitter's sub-layers, which take no dtype, jittered in it.
+    images = tf.random.uniform((6, 20, 20, 3), 0, 255, seed=1)
+    labels = tf.one_hot(tf.range(6) % 3, 3)
+
+    def augment():
+        pipeline = augmentation.build_augmentation((16, 16), seed=0)
+        mix = augmentation.build_batch_mixing(0.4, 1.0, seed=0)
+        dataset = tf.data.Dataset.from_tensors((images, labels)).map(
+            lambda x, y: mix(pipeline(x, training=True), y))
+        return [tensor.numpy() for tensor in next(iter(dataset))]
+
+    keras.config.set_dtype_policy("float32")
+    expected = augment()
+    keras.config.set_dtype_policy(policy)
+    try:
+        mixed = augment()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert mixed[0].dtype == np.float32 and mixed[0].shape == (6, 16, 16, 3)
+    for got, want in zip(mixed, expected):
+        np.testing.assert_array_equal(got, want)

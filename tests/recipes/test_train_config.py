@@ -1,11 +1,12 @@
-"""TrainConfig checks and the rerun contract of an output directory (no training)."""
+"""TrainConfig checks, what its precision option means, the rerun contract of an output
+directory (no training)."""
 
 import json
 import os
 
 import pytest
 
-from keras_wavevit.recipes import run_state
+from keras_wavevit.recipes import run_state, training
 from keras_wavevit.recipes.run_state import RunState
 from keras_wavevit.recipes.train_config import TrainConfig
 
@@ -120,3 +121,18 @@ def test_non_chief_workers_write_to_a_private_folder(tmp_path):
     assert not RunState.open(config).done("evaluate")  # the chief's state is untouched
     worker.close()
     assert not os.path.exists(worker.output)
+
+
+@pytest.mark.parametrize(
+    "gpus, native_bfloat16, expected",
+    [(["GPU:0"], False, "mixed_float16"), ([], True, "mixed_bfloat16"), ([], False, "float32")],
+    ids=["gpu", "cpu-with-bfloat16", "cpu-without"],
+)
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_computes_it(
+    monkeypatch, gpus, native_bfloat16, expected
+):
+    monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: gpus)
+    monkeypatch.setattr(training, "has_native_bfloat16", lambda: native_bfloat16)
+    assert training.dtype_policy_name("auto") == expected
+    assert training.dtype_policy_name("off") == "float32"
+    assert training.dtype_policy_name("mixed_bfloat16") == "mixed_bfloat16"
