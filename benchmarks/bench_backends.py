@@ -146,15 +146,10 @@ def run_official(args):
 
 
 def machine_lines():
-    model, flags = "unknown", ""
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].strip()
-                break
-    simd = sorted(f for f in flags.split() if f.startswith(("avx", "amx", "fma", "f16c")))
+    from keras_wavevit.hardware import cpu_description
+
+    model, flags = cpu_description()
+    simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c")))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     return [

@@ -42,18 +42,11 @@ def configure_environment(args):
 
 def machine_summary():
     """One line per fact: CPU, cores, SIMD flags, load, versions, knobs."""
-    model = platform.processor() or "unknown"
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name") and model in ("unknown", "x86_64", ""):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    from keras_wavevit.hardware import cpu_description
+
+    model, flags = cpu_description()
+    if model == "unknown":
+        model = platform.processor() or "unknown"
     simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
     import keras
     import tensorflow as tf
