@@ -211,7 +211,11 @@ class TrainConfig:
     )
     flip: bool = _option(True, "random horizontal flips", AUGMENT, _boolean)
     mixed_precision: str = _option(
-        "off", "mixed precision; auto = float16 on GPU, bfloat16 on CPUs with AVX512_BF16 or AMX, else off", RUNTIME, _precision
+        "off",
+        "mixed precision; auto = float16 on GPU, bfloat16 on CPUs with AVX512_BF16 or AMX, "
+        "else off",
+        RUNTIME,
+        _precision,
     )
     jit_compile: str = _option(
         "auto", "XLA; auto leaves it off on CPU, where it is slower", RUNTIME,
