@@ -7,6 +7,7 @@ from keras_hub.models import FeaturePyramidBackbone
 
 from keras_wavevit.config import WaveViTConfig
 from keras_wavevit.model import WaveViT
+from keras_wavevit.precision import dtype_policy_scope
 
 
 def pyramid_level(stride):
@@ -78,7 +79,8 @@ class WaveViTBackbone(FeaturePyramidBackbone):
             depths=depths, sr_ratios=sr_ratios, stem_hidden_dim=stem_hidden_dim,
             stem_stride=stem_stride, drop_path_rate=drop_path_rate, input_shape=input_shape,
         )
-        model = _build_with_policy(config, dtype)
+        with dtype_policy_scope(dtype):  # every layer of the model under `dtype`
+            model = WaveViT(config, include_top=False)
         super().__init__(
             inputs=model.input, outputs=model.output["stage4"], dtype=dtype, **kwargs
         )
@@ -97,14 +99,3 @@ class WaveViTBackbone(FeaturePyramidBackbone):
             }
         )
         return config
-
-
-def _build_with_policy(config, dtype):
-    """`WaveViT(config, include_top=False)` with its layers under `dtype`."""
-    previous = keras.config.dtype_policy()
-    if dtype is not None:
-        keras.config.set_dtype_policy(keras.dtype_policies.get(dtype))
-    try:
-        return WaveViT(config, include_top=False)
-    finally:
-        keras.config.set_dtype_policy(previous)

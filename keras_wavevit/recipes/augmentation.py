@@ -11,13 +11,14 @@ layers draw the same random numbers (a flip never follows the sign of a
 rotation, a crop's size never decides its position).
 """
 
-import contextlib
 import math
 import zlib
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_wavevit.precision import dtype_policy_scope
 
 # The seed recipe's crop scale and rotation (RandomResizedCrop(scale=(0.6, 1)),
 # RandomRotation(20)), colour jitter 0.2 and MixUp.
@@ -27,22 +28,12 @@ DEFAULT_COLOR_JITTER = 0.2
 DEFAULT_MIXUP_ALPHA = 0.2
 
 
-@contextlib.contextmanager
-def _float32_layers():
-    """Layers created inside compute in float32, whatever the global policy.
-
-    Augmentation runs in the input pipeline on float32 pixels: under mixed
-    precision the model casts its own inputs, TensorFlow's image ops
-    (`crop_and_resize`) take no bfloat16, and layers built of sub-layers
-    (`RandomColorJitter`) give them no `dtype`, so only the policy in force
-    when they are created reaches them.
-    """
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+# Augmentation runs in the input pipeline on float32 pixels whatever the
+# global policy: under mixed precision the model casts its own inputs,
+# TensorFlow's image ops (`crop_and_resize`) take no bfloat16, and
+# `RandomColorJitter` passes no dtype to its sub-layers, so its layers are
+# created under a float32 global policy.
+PIXEL_POLICY = "float32"
 
 
 def layer_seed(seed, name):
@@ -209,7 +200,7 @@ def build_augmentation(
             "rotation_degrees and color_jitter must be >= 0; received "
             f"rotation_degrees={rotation_degrees}, color_jitter={color_jitter}."
         )
-    with _float32_layers():
+    with dtype_policy_scope(PIXEL_POLICY):
         return keras.layers.Pipeline(
             _augmentation_layers(
                 height, width, crop_scale, rotation_degrees, color_jitter, horizontal_flip, seed
@@ -290,7 +281,7 @@ def build_batch_mixing(mixup_alpha=DEFAULT_MIXUP_ALPHA, cutmix_alpha=0.0, seed=N
             f"cutmix_alpha={cutmix_alpha}."
         )
     mixers = []
-    with _float32_layers():
+    with dtype_policy_scope(PIXEL_POLICY):
         if mixup_alpha:
             mixers.append(keras.layers.MixUp(alpha=mixup_alpha, seed=layer_seed(seed, "mixup")))
         if cutmix_alpha:

@@ -40,6 +40,7 @@ from keras_wavevit.recipes import phases
 from keras_wavevit.recipes.distribute import get_strategy, is_chief
 from keras_wavevit.config import resolve_config
 from keras_wavevit.hardware import has_native_bfloat16
+from keras_wavevit.precision import dtype_policy_scope
 from keras_wavevit.recipes.phases import TrainingDiverged
 from keras_wavevit.recipes.run_state import RunState
 from keras_wavevit.recipes.train_config import TrainConfig
@@ -195,15 +196,13 @@ def global_settings(config):
     True
     """
     policy = dtype_policy_name(config.mixed_precision)
-    previous_policy = keras.config.dtype_policy()
     was_deterministic = tf_framework_config.is_op_determinism_enabled()
-    try:
-        keras.config.set_dtype_policy(policy)
-        if config.seed is not None:
-            keras.utils.set_random_seed(config.seed)
-            tf.config.experimental.enable_op_determinism()
-        yield policy
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
-        if not was_deterministic:
-            tf_framework_config.disable_op_determinism()
+    with dtype_policy_scope(policy):
+        try:
+            if config.seed is not None:
+                keras.utils.set_random_seed(config.seed)
+                tf.config.experimental.enable_op_determinism()
+            yield policy
+        finally:
+            if not was_deterministic:
+                tf_framework_config.disable_op_determinism()
