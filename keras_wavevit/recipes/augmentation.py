@@ -1,7 +1,8 @@
 """Training-time augmentation: per-image transforms and batch mixing.
 
 Built from Keras' own preprocessing layers, which run inside `tf.data`:
-`RandomColorJitter`, `RandomFlip`, `RandomRotation`, `MixUp`, `CutMix`.
+`RandomTranslation`, `RandomColorJitter`, `RandomFlip`, `RandomRotation`,
+`RandomErasing`, `MixUp`, `CutMix`.
 Keras has no random *resized* crop, so `RandomResizedCrop` here samples crop
 boxes and resizes them with `tf.image.crop_and_resize`.
 
@@ -26,6 +27,10 @@ DEFAULT_CROP_SCALE = (0.6, 1.0)
 DEFAULT_ROTATION_DEGREES = 20.0
 DEFAULT_COLOR_JITTER = 0.2
 DEFAULT_MIXUP_ALPHA = 0.2
+# Random erasing's box: 2-33% of the image area (the Random Erasing paper's
+# range), filled with mid-grey, the data's mean after normalisation (Cutout).
+ERASING_AREA = (0.02, 0.33)
+ERASING_FILL = 127.5
 
 
 # Augmentation runs in the input pipeline on float32 pixels whatever the
@@ -162,15 +167,20 @@ def build_augmentation(
     rotation_degrees=DEFAULT_ROTATION_DEGREES,
     color_jitter=DEFAULT_COLOR_JITTER,
     horizontal_flip=True,
+    translate=0.0,
+    erasing=0.0,
     seed=None,
 ):
     """The per-image augmentation of the training split, as a Keras pipeline.
 
     In the seed recipe's order: random resized crop, colour jitter
-    (brightness, contrast, saturation), horizontal flip, rotation. Works on
-    batches of pixel values in [0, 255]; any step can be turned off
-    (`crop_scale=None`, `rotation_degrees=0`, `color_jitter=0`,
-    `horizontal_flip=False`). Each layer is seeded with
+    (brightness, contrast, saturation), horizontal flip, rotation; with a
+    random translation after the crop (the pad-and-crop of CIFAR recipes:
+    integer shifts, reflected edges) and random erasing last (a box of 2-33%
+    of the area set to mid-grey), when asked for. Works on batches of pixel
+    values in [0, 255]; any step can be turned off (`crop_scale=None`,
+    `translate=0`, `rotation_degrees=0`, `color_jitter=0`,
+    `horizontal_flip=False`, `erasing=0`). Each layer is seeded with
     `layer_seed(seed, <its name>)`, so the layers draw independently.
 
     Args:
@@ -180,6 +190,9 @@ def build_augmentation(
         rotation_degrees: Largest rotation either way, in degrees.
         color_jitter: Strength of the brightness/contrast/saturation jitter.
         horizontal_flip: Random left-right flips.
+        translate: Largest shift either way, as a share of each side (0.125
+            on 32x32 images: up to 4 pixels); 0 = off.
+        erasing: Probability of erasing a random box of each image; 0 = off.
         seed: Optional seed of the whole pipeline.
 
     Returns:
@@ -193,6 +206,10 @@ def build_augmentation(
     TensorShape([4, 32, 32, 3])
     >>> [layer.name for layer in augment.layers]
     ['random_resized_crop', 'color_jitter', 'flip', 'rotation']
+    >>> cifar = build_augmentation((32, 32), crop_scale=None, translate=0.125, rotation_degrees=0,
+    ...                            color_jitter=0, erasing=0.25, seed=0)
+    >>> [layer.name for layer in cifar.layers]
+    ['translate', 'flip', 'erasing']
     """
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
     if rotation_degrees < 0 or color_jitter < 0:
@@ -200,23 +217,35 @@ def build_augmentation(
             "rotation_degrees and color_jitter must be >= 0; received "
             f"rotation_degrees={rotation_degrees}, color_jitter={color_jitter}."
         )
+    if not 0 <= translate < 1 or not 0 <= erasing <= 1:
+        raise ValueError(
+            "translate must be in [0, 1) and erasing in [0, 1]; received "
+            f"translate={translate}, erasing={erasing}."
+        )
     with dtype_policy_scope(PIXEL_POLICY):
         return keras.layers.Pipeline(
             _augmentation_layers(
-                height, width, crop_scale, rotation_degrees, color_jitter, horizontal_flip, seed
+                height, width, crop_scale, translate, rotation_degrees, color_jitter,
+                horizontal_flip, erasing, seed,
             ),
             name="augmentation",
         )
 
 
 def _augmentation_layers(
-    height, width, crop_scale, rotation_degrees, color_jitter, horizontal_flip, seed
+    height, width, crop_scale, translate, rotation_degrees, color_jitter, horizontal_flip,
+    erasing, seed,
 ):
     layers = []
     if crop_scale is not None:
         layers.append(RandomResizedCrop(
             height, width, scale=crop_scale, seed=layer_seed(seed, "random_resized_crop"),
             name="random_resized_crop",
+        ))
+    if translate:
+        layers.append(keras.layers.RandomTranslation(
+            translate, translate, fill_mode="reflect", interpolation="nearest",
+            seed=layer_seed(seed, "translate"), name="translate",
         ))
     if color_jitter:
         layers.append(keras.layers.RandomColorJitter(
@@ -235,6 +264,11 @@ def _augmentation_layers(
         layers.append(keras.layers.RandomRotation(
             rotation_degrees / 360.0, fill_mode="reflect", seed=layer_seed(seed, "rotation"),
             name="rotation",
+        ))
+    if erasing:
+        layers.append(keras.layers.RandomErasing(
+            factor=(erasing, erasing), scale=ERASING_AREA, fill_value=ERASING_FILL,
+            value_range=(0, 255), seed=layer_seed(seed, "erasing"), name="erasing",
         ))
     return layers
 

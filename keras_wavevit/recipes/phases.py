@@ -86,7 +86,8 @@ def load_data(config, image_size):
         )
     augmentation = augmentation_lib.build_augmentation(
         image_size, crop_scale=config.crop_scale, rotation_degrees=config.rotation,
-        color_jitter=config.color_jitter, horizontal_flip=config.flip, seed=config.seed,
+        color_jitter=config.color_jitter, horizontal_flip=config.flip,
+        translate=config.translate, erasing=config.erasing, seed=config.seed,
     )
     train_data = data_lib.train_pipeline(
         splits.train, splits.num_classes, config.batch_size, augmentation=augmentation,

@@ -201,6 +201,10 @@ class TrainConfig:
         augmentation.DEFAULT_CROP_SCALE, "random resized crop area MIN,MAX or none", AUGMENT,
         _crop_scale,
     )
+    translate: float = _option(
+        0.0, "largest random shift as a share of each side (pad-and-crop; 0.125 = 4 of 32 "
+        "pixels), 0 = off", AUGMENT, _number(0.0, 1.0),
+    )
     rotation: float = _option(
         augmentation.DEFAULT_ROTATION_DEGREES, "largest rotation in degrees, 0 = off", AUGMENT,
         _number(0.0, 180.0, open_high=False),
@@ -210,6 +214,10 @@ class TrainConfig:
         AUGMENT, _number(0.0),
     )
     flip: bool = _option(True, "random horizontal flips", AUGMENT, _boolean)
+    erasing: float = _option(
+        0.0, "probability of erasing a random box (2-33% of the area) of each image, 0 = off",
+        AUGMENT, _number(0.0, 1.0, open_high=False),
+    )
     mixed_precision: str = _option(
         "off",
         "mixed precision; auto = float16 on GPU, bfloat16 on CPUs with AVX512_BF16 or AMX, "

@@ -83,9 +83,10 @@ def test_layer_seed_is_stable_and_different_per_layer():
 
 
 def test_each_augmentation_layer_draws_independently_of_the_others():
+    every = augmentation.build_augmentation((16, 16), translate=0.1, erasing=0.5, seed=0)
+    seeds = [layer.seed for layer in every.layers]
+    assert len(seeds) == 6 and len(set(seeds)) == 6
     pipeline = augmentation.build_augmentation((16, 16), seed=0)
-    seeds = [layer.seed for layer in pipeline.layers]
-    assert len(seeds) == 4 and len(set(seeds)) == 4
     flip, rotation = pipeline.layers[2:]
     images = tf.zeros((1000, 16, 16, 3))
     flips = np.asarray(flip.get_random_transformation(images, training=True)["flips"]).reshape(-1)
@@ -100,6 +101,58 @@ def test_augmentation_is_identity_at_inference_and_checks_arguments():
     np.testing.assert_allclose(pipeline(images, training=False), images, atol=1e-4)
     with pytest.raises(ValueError, match="rotation_degrees"):
         augmentation.build_augmentation((16, 16), rotation_degrees=-1)
+
+
+def augment_in_tf_data(pipeline, images):
+    """One training-mode pass of `pipeline` over `images`, inside `tf.data`."""
+    dataset = tf.data.Dataset.from_tensors(images).map(lambda x: pipeline(x, training=True))
+    return next(iter(dataset)).numpy()
+
+
+def test_translation_shifts_whole_pixels_with_reflected_edges():
+    rows, cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    # Coordinates + 1: a zero from a constant fill would show as a value < 1.
+    image = np.stack([rows, cols, np.zeros_like(rows)], -1).astype("float32") + 1
+    pipeline = augmentation.build_augmentation(
+        (32, 32), crop_scale=None, translate=0.125, rotation_degrees=0, color_jitter=0,
+        horizontal_flip=False, seed=0,
+    )
+    out = augment_in_tf_data(pipeline, np.repeat(image[None], 1000, 0))
+    shifts = out[:, 16, 16, :2] - image[16, 16, :2]  # (row, column) shift of each image
+    assert np.array_equal(shifts, np.round(shifts))
+    assert shifts.min() == -4 and shifts.max() == 4  # 0.125 of 32 pixels, either way
+    assert len(np.unique(shifts[:, 0])) == 9 and abs(np.corrcoef(shifts.T)[0, 1]) < 0.1
+    # Rigid: the whole interior moves by the same whole shift.
+    interior = out[:, 4:28, 4:28, :2] - image[None, 4:28, 4:28, :2]
+    np.testing.assert_array_equal(interior, np.broadcast_to(shifts[:, None, None], interior.shape))
+    # Edges come from the image itself, reflected: no filled pixels.
+    assert out[..., :2].min() >= 1 and out[..., :2].max() <= 32
+
+
+def test_erasing_greys_out_one_box_of_the_asked_share_of_images():
+    images = np.random.default_rng(0).uniform(0, 255, (2000, 32, 32, 3)).astype("float32")
+    pipeline = augmentation.build_augmentation(
+        (32, 32), crop_scale=None, rotation_degrees=0, color_jitter=0, horizontal_flip=False,
+        erasing=0.25, seed=0,
+    )
+    out = augment_in_tf_data(pipeline, images)
+    erased = (out != images).any(-1)  # (batch, height, width)
+    hit = erased.any((1, 2))
+    assert 0.22 < hit.mean() < 0.28
+    np.testing.assert_array_equal(out[erased], augmentation.ERASING_FILL)
+    for mask in erased[hit][:200]:
+        box_rows, box_cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        # One solid rectangle, of 2-33% of the area (give or take a pixel per side).
+        assert mask.sum() == box_rows.size * box_cols.size
+        assert 0.01 < mask.mean() < 0.36
+    np.testing.assert_array_equal(pipeline(images[:4], training=False), images[:4])
+
+
+def test_translation_and_erasing_are_checked():
+    with pytest.raises(ValueError, match=r"translate must be in \[0, 1\) .* translate=1.5"):
+        augmentation.build_augmentation((16, 16), translate=1.5)
+    with pytest.raises(ValueError, match="erasing=-0.1"):
+        augmentation.build_augmentation((16, 16), erasing=-0.1)
 
 
 def mixing_weights(mix, batches=30, batch=64):

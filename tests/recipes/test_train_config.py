@@ -20,6 +20,8 @@ from keras_wavevit.recipes.train_config import TrainConfig
         ({"clip_norm": float("inf")}, "clip_norm must be a finite number"),
         ({"validation_fraction": 1.0}, r"validation_fraction must be a finite number in \[0.0, 1.0\)"),
         ({"rotation": 181}, r"rotation must be a finite number in \[0.0, 180.0\]"),
+        ({"translate": 1.0}, r"translate must be a finite number in \[0.0, 1.0\)"),
+        ({"erasing": 1.5}, r"erasing must be a finite number in \[0.0, 1.0\]"),
         ({"image_size": (32, 0)}, "image_size must be positive integers"),
         ({"crop_scale": (0.0, 1.0)}, r"crop_scale must be a finite number in \(0.0, 1.0\]"),
         ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),

@@ -199,7 +199,8 @@ def test_mixed_bfloat16_run_with_every_augmentation_trains_and_exports(image_fol
             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
             "--validation-fraction", "0.25", "--warmup-epochs", "0.5",
             "--mixed-precision", "mixed_bfloat16", "--crop-scale", "0.5,1", "--rotation", "10",
-            "--color-jitter", "0.2", "--mixup", "0.2", "--cutmix", "1", "--no-plots",
+            "--color-jitter", "0.2", "--translate", "0.1", "--erasing", "0.5",
+            "--mixup", "0.2", "--cutmix", "1", "--no-plots",
             "--output", output, "--seed", "0", "--verbose", "0",
         ]
     )
