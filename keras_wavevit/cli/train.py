@@ -98,9 +98,10 @@ def configure_parser(parser):
 
 
 def _flag_options(field):
+    help_text = field.metadata["help"].replace("%", "%%")  # argparse formats help with %
     options = {
         "default": argparse.SUPPRESS,
-        "help": f"{field.metadata['help']} (default: {_show(field.default)})",
+        "help": f"{help_text} (default: {_show(field.default)})",
     }
     if isinstance(field.default, bool):
         options["action"] = argparse.BooleanOptionalAction

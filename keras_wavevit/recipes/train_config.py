@@ -202,7 +202,7 @@ class TrainConfig:
         _crop_scale,
     )
     translate: float = _option(
-        0.0, "largest random shift as a share of each side (pad-and-crop; 0.125 = 4 of 32 "
+        0.0, "largest random shift in whole pixels, as a share of each side (0.125 = 4 of 32 "
         "pixels), 0 = off", AUGMENT, _number(0.0, 1.0),
     )
     rotation: float = _option(

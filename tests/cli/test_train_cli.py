@@ -27,6 +27,7 @@ def test_help_shows_each_default_once_from_the_dataclass(capsys):
         parse("--help")
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 128)" in text and "(default: 0.6,1.0)" in text
+    assert "(2-33% of the area)" in text  # a literal % in a help string
     assert "cifar10" in text  # the shipped recipes are listed
 
 
