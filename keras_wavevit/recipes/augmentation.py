@@ -28,7 +28,8 @@ DEFAULT_ROTATION_DEGREES = 20.0
 DEFAULT_COLOR_JITTER = 0.2
 DEFAULT_MIXUP_ALPHA = 0.2
 # Random erasing's box: 2-33% of the image area (the Random Erasing paper's
-# range), filled with mid-grey, the data's mean after normalisation (Cutout).
+# range), filled with mid-grey (Cutout): close to the ImageNet mean the
+# pipeline normalises with, so 0.07-0.42 after normalisation, not exactly 0.
 ERASING_AREA = (0.02, 0.33)
 ERASING_FILL = 127.5
 

@@ -1,10 +1,10 @@
 """Training augmentation: random resized crop, the per-image pipeline, MixUp/CutMix, seeds."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_wavevit.precision import dtype_policy_scope
 from keras_wavevit.recipes import augmentation
 
 
@@ -216,13 +216,10 @@ def test_augmentation_ignores_the_mixed_precision_policy(policy):
             lambda x, y: mix(pipeline(x, training=True), y))
         return [tensor.numpy() for tensor in next(iter(dataset))]
 
-    keras.config.set_dtype_policy("float32")
-    expected = augment()
-    keras.config.set_dtype_policy(policy)
-    try:
+    with dtype_policy_scope("float32"):
+        expected = augment()
+    with dtype_policy_scope(policy):
         mixed = augment()
-    finally:
-        keras.config.set_dtype_policy("float32")
     assert mixed[0].dtype == np.float32 and mixed[0].shape == (6, 16, 16, 3)
     for got, want in zip(mixed, expected):
         np.testing.assert_array_equal(got, want)
