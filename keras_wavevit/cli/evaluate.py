@@ -67,6 +67,11 @@ def configure_parser(parser):
     parser.add_argument("--flip-average", action="store_true",
                         help="score each image as the mean of the scores of it and its "
                         "mirror image (for models trained with random flips)")
+    parser.add_argument("--shift-average", type=int, default=0, metavar="PIXELS",
+                        help="also average over each image shifted by PIXELS in the four "
+                        "diagonal directions, edges reflected, and with --flip-average "
+                        "their mirror images (for models trained with --translate; 1 "
+                        "with flips is 10 passes). Default 0: no shifts")
     parser.add_argument("--output", help="directory for confusion_matrix.png and "
                         "evaluation.json (default: next to the model; for a SavedModel "
                         "BASE/VERSION: BASE-VERSION-evaluation)")
@@ -93,14 +98,17 @@ def run(args):
         validation_fraction=args.validation_fraction, image_size=args.image_size,
         batch_size=args.batch_size, output=args.output,
         skip_bad_images=args.skip_bad_images, preprocessing=args.preprocessing,
-        flip_average=args.flip_average,
+        flip_average=args.flip_average, shift_average=args.shift_average,
     )
     for note in result["notes"]:
         print(f"Note: {note}")
     size = result["image_size"]
     at = "" if size is None else f" at {size[0]}x{size[1]}"
-    flips = ", scores averaged with the mirror images" if result["flip_average"] else ""
-    print(f"Preprocessing: {result['preprocessing']}{at}{flips}")
+    views = [", scores averaged with the mirror images"] if result["flip_average"] else []
+    if result["shift_average"]:
+        views.append(f"{', and' if views else ', scores averaged with'} the images shifted "
+                     f"by {result['shift_average']} pixels diagonally")
+    print(f"Preprocessing: {result['preprocessing']}{at}{''.join(views)}")
     print(f"Images: {result['count']}")
     print(f"Top-1 accuracy: {result['top1']:.4f}")
     print(f"Top-5 accuracy: {result['top5']:.4f}")

@@ -207,32 +207,108 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
 
 
-def flip_averaged(predict):
-    """Test-time flips: the mean of the scores of images and of their mirror images.
+SHIFT_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def check_shift(shift, image_size=None):
+    """Checks a test-time shift: pixels, a non-negative integer below the image's sides.
+
+    Args:
+        shift: The shift in pixels (0: none).
+        image_size: `(height, width)` of the images, if known.
+
+    Returns:
+        `shift`.
+
+    Raises:
+        ValueError: `shift` is not a non-negative integer, or not smaller
+            than both sides of `image_size` (its edges are reflected).
+
+    Example:
+
+    >>> check_shift(1, (32, 32))
+    1
+    """
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
+        raise ValueError(
+            f"The test-time shift must be a non-negative integer (pixels); received {shift!r}."
+        )
+    if shift and image_size is not None and shift >= min(image_size):
+        raise ValueError(
+            f"The test-time shift must be smaller than the image's sides {tuple(image_size)} "
+            f"(its edges are reflected); received {shift}."
+        )
+    return int(shift)
+
+
+def view_count(flip=False, shift=0):
+    """How many views `averaged_over_views` scores each image on.
+
+    Example:
+
+    >>> view_count(flip=True), view_count(flip=True, shift=1)
+    (2, 10)
+    """
+    return (2 if flip else 1) * (1 + len(SHIFT_DIRECTIONS) if shift else 1)
+
+
+def _views(images, flip, shift):
+    """The image batch, its diagonal shifts (edges reflected) and their mirror images."""
+    images = tf.convert_to_tensor(images)
+    views = [images]
+    if shift:
+        height, width = images.shape[1], images.shape[2]
+        check_shift(shift, (height, width))
+        padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]],
+                        mode="REFLECT")
+        for down, right in SHIFT_DIRECTIONS:
+            top, left = shift + down * shift, shift + right * shift
+            views.append(padded[:, top:top + height, left:left + width])
+    if flip:
+        views += [tf.reverse(view, axis=[2]) for view in views]
+    return views
+
+
+def averaged_over_views(predict, flip=False, shift=0):
+    """Test-time augmentation: each image scored as the mean over several views of it.
+
+    The views are the image itself; with `shift`, the image moved by
+    `shift` pixels along both axes in each of the four diagonal directions,
+    its edges reflected (as `--translate` fills them in training); with
+    `flip`, the mirror image of each of these (left to right). That is 2
+    views with `flip` alone, 5 with `shift` alone, 10 with both
+    (`view_count`).
 
     Args:
         predict: Maps an image batch `(batch, height, width, channels)` to
             scores `(batch, num_classes)`.
+        flip: Also score the mirror images (models trained with flips).
+        shift: Also score the images shifted by this many pixels (models
+            trained with translations); 0: no shifts.
 
     Returns:
-        A function of the same kind whose scores are the average of
-        `predict` on the batch and on the batch flipped left to right (of
-        the scores as `predict` gives them: logits for a model without a
-        softmax, probabilities for a SavedModel).
+        A function of the same kind whose scores are the mean of `predict`'s
+        scores over the views (of the scores as `predict` gives them: logits
+        for a model without a softmax, probabilities for a SavedModel).
+
+    Raises:
+        ValueError: `shift` is not a non-negative integer (here), or not
+            smaller than the images' sides (when called).
 
     Example:
 
     >>> left_column = lambda images: np.asarray(images)[:, 0, 0, :]
-    >>> flip_averaged(left_column)(np.array([[[[1.0], [3.0]]]]))
+    >>> averaged_over_views(left_column, flip=True)(np.array([[[[1.0], [3.0]]]]))
     array([[2.]], dtype=float32)
     """
+    check_shift(shift)
 
-    def predict_both_ways(images):
-        mirrored = tf.reverse(images, axis=[2])
-        return (np.asarray(predict(images), dtype="float32")
-                + np.asarray(predict(mirrored), dtype="float32")) / 2.0
+    def predict_views(images):
+        scores = [np.asarray(predict(view), dtype="float32")
+                  for view in _views(images, flip, shift)]
+        return np.mean(scores, axis=0, dtype="float32")
 
-    return predict_both_ways
+    return predict_views
 
 
 def evaluate(predict, dataset, num_classes, batch_size=256):
@@ -444,6 +520,7 @@ def evaluate_model(
     skip_bad_images=False,
     preprocessing=None,
     flip_average=False,
+    shift_average=0,
 ):
     """Evaluates a model file on data and writes the confusion matrix and numbers.
 
@@ -471,12 +548,18 @@ def evaluate_model(
             docstring); `None` (the default): `"resize"` for a `.keras`
             file, the recorded preprocessing for a SavedModel.
         flip_average: Score each image as the mean of the model's scores
-            for it and for its mirror image (`flip_averaged`), for models
-            trained with random flips; it costs a second pass.
+            for it and for its mirror image (`averaged_over_views`), for
+            models trained with random flips; it costs a second pass.
+        shift_average: Also average over the image shifted by this many
+            pixels in the four diagonal directions, edges reflected (and
+            their mirror images with `flip_average`), for models trained
+            with translations; 0 (the default): no shifts. With one pixel
+            and flips, 10 passes.
 
     Returns:
         The `evaluate` dict plus `class_names` (the rows of the matrix),
         `notes` (what the class check assumed), `flip_average`,
+        `shift_average`,
         `preprocessing` and `image_size` (what the images went through),
         and `figure` / `report`, the files written.
 
@@ -491,6 +574,7 @@ def evaluate_model(
     (0.71, '/work/runs/tiny/saved_model-1-evaluation/evaluation.json')
     """
     _check_batch_size(batch_size)
+    check_shift(shift_average)
     if preprocessing is not None:
         check_preprocessing(preprocessing)
     classifier = load_classifier(model)
@@ -499,6 +583,7 @@ def evaluate_model(
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     _check_data_arguments(data_dir, dataset, subset, image_size, preprocessing)
+    check_shift(shift_average, image_size)
     images, data_class_names, predict = _prepared_data(
         classifier, (data_dir, dataset, tfds_data_dir, split, subset, validation_fraction),
         image_size, preprocessing, skip_bad_images,
@@ -507,10 +592,11 @@ def evaluate_model(
         match_classes(data_class_names, classifier.class_names, classifier.num_classes)
     )
     images = images.map(lambda image, label: (image, tf.gather(label_map, label)))
-    if flip_average:
-        predict = flip_averaged(predict)
+    if flip_average or shift_average:
+        predict = averaged_over_views(predict, flip=flip_average, shift=shift_average)
     result = evaluate(predict, images, classifier.num_classes, batch_size)
     result["flip_average"] = bool(flip_average)
+    result["shift_average"] = int(shift_average)
     result["preprocessing"] = preprocessing
     result["image_size"] = None if image_size is None else list(image_size)
     result["class_names"] = classifier.class_names or list(data_class_names)

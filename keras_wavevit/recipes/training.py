@@ -119,7 +119,8 @@ def _run_phases(config, state, distribution, started):
         return None
     model = phases.trained_model(state)
     steps = {
-        "evaluate": lambda: phases.evaluate(data, model, flip_average=config.flip),
+        "evaluate": lambda: phases.evaluate(data, model, flip_average=config.flip,
+                                            shift_average=phases.evaluation_shift(config)),
         "figures": lambda: phases.figures(state, data, model) if config.plots else {},
         "export": lambda: phases.export(state, data, model) if config.export else {},
     }

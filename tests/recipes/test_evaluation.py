@@ -219,3 +219,86 @@ def test_flip_average_scores_each_image_with_its_mirror_image(tmp_path):
         assert result["flip_average"] is True
         assert result["confusion_matrix"] == expected.tolist()
         assert result["top1"] == pytest.approx(np.mean(averaged == labels))
+
+
+def reference_views(images, flip, shift):
+    """The test-time views in NumPy: diagonal shifts of reflected images, mirror images."""
+    height, width = images.shape[1:3]
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
+    views = [images]
+    if shift:
+        views += [padded[:, shift + down:][:, :height, shift + right:][:, :, :width]
+                  for down in (-shift, shift) for right in (-shift, shift)]
+    if flip:
+        views += [view[:, :, ::-1] for view in views]
+    return views
+
+
+@pytest.mark.parametrize("flip, shift, count", [(True, 0, 2), (False, 1, 5), (True, 1, 10),
+                                                (True, 2, 10)])
+def test_test_time_average_scores_the_shifted_and_mirrored_views(flip, shift, count):
+    # Not square, so that a swap of the axes shows; a linear model of the
+    # pixels, so that every view gets its own scores.
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 8, 7, 2)).astype("uint8")
+    weights = rng.normal(size=(8 * 7 * 2, 4))
+    seen = []
+
+    def predict(batch):
+        batch = np.asarray(batch)
+        seen.append(batch)
+        return batch.reshape(len(batch), -1).astype("float64") @ weights
+
+    averaged = evaluation.averaged_over_views(predict, flip=flip, shift=shift)(images)
+    expected = reference_views(images, flip, shift)
+    assert evaluation.view_count(flip=flip, shift=shift) == len(expected) == count
+    # Exactly the reference's views, each once (in any order) ...
+    assert sorted(view.tobytes() for view in seen) == sorted(v.tobytes() for v in expected)
+    assert len({view.tobytes() for view in expected}) == count
+    # ... and the mean of their scores.
+    reference = np.mean([view.reshape(3, -1) @ weights for view in expected], axis=0)
+    assert averaged.dtype == np.float32
+    np.testing.assert_allclose(averaged, reference, rtol=1e-5)
+
+
+def test_test_time_shift_is_checked():
+    for shift in (-1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match=r"shift must be a non-negative integer \(pixels\); "
+                                             rf"received {shift!r}"):
+            evaluation.averaged_over_views(lambda images: images, shift=shift)
+    average = evaluation.averaged_over_views(lambda images: np.zeros((1, 2)), shift=5)
+    with pytest.raises(ValueError, match=r"smaller than the image's sides \(6, 5\) .*"
+                                         r"received 5"):
+        average(np.zeros((1, 6, 5, 3), "uint8"))
+
+
+def test_shift_average_evaluates_the_views_and_checks_the_shift_first(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3), name="images"), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    path = str(tmp_path / "linear.keras")
+    model.save(path)
+    folder = str(tmp_path / "data")
+    names = sorted(MODEL_CLASSES)
+    images = write_folder(folder, names, per_class=8, size=(16, 16))
+    batch = np.concatenate([images[name] for name in names])
+    labels = np.repeat([0, 1, 2], 8)
+
+    def logits(pixels):
+        return np.asarray(model(normalize_images(tf.cast(pixels, tf.float32))), "float64")
+
+    single = logits(batch).argmax(-1)
+    averaged = np.mean([logits(view) for view in reference_views(batch, True, 1)], axis=0)
+    assert (averaged.argmax(-1) != single).any()  # the views change answers
+    result = evaluate_model(path, data_dir=folder, output=str(tmp_path / "out"),
+                            flip_average=True, shift_average=1)
+    assert result["flip_average"] is True and result["shift_average"] == 1
+    expected = np.zeros((3, 3), int)
+    np.add.at(expected, (labels, averaged.argmax(-1)), 1)
+    assert result["confusion_matrix"] == expected.tolist()
+    # A shift the images cannot take is refused before any image is read.
+    monkeypatch.setattr(evaluation, "_prepared_data", lambda *args: pytest.fail("read data"))
+    with pytest.raises(ValueError, match=r"smaller than the image's sides \(16, 16\)"):
+        evaluate_model(path, data_dir=folder, shift_average=16)
+    with pytest.raises(ValueError, match=r"received -1"):
+        evaluate_model(path, data_dir=folder, shift_average=-1)

@@ -157,6 +157,7 @@ def test_evaluate_cli_prints_top1_top5_and_writes_confusion_matrix(
     flipped = json.load(open(os.path.join(flipped_output, "evaluation.json"), encoding="utf-8"))
     assert flipped["flip_average"] is True and flipped["count"] == 6
     assert flipped["top1"] == pytest.approx(summary["val_accuracy_flip_averaged"], abs=1e-6)
+    assert "val_accuracy_shift_averaged" not in summary  # it trained without translations
 
 
 def test_rerun_on_a_finished_run_refuses_and_overwrite_reproduces_it(
@@ -208,6 +209,17 @@ def test_mixed_bfloat16_run_with_every_augmentation_trains_and_exports(image_fol
     summary = json.load(open(os.path.join(output, "summary.json"), encoding="utf-8"))
     assert summary["precision"] == "mixed_bfloat16"
     assert np.isfinite(summary["val_loss"])
+    # Trained with flips and translations: the summary's test-time average
+    # over mirror images and 1-pixel shifts is what `evaluate` gives.
+    evaluated = str(tmp_path / "evaluated")
+    assert cli.main(
+        ["evaluate", os.path.join(output, "best.keras"), "--data-dir", image_folder,
+         "--subset", "validation", "--validation-fraction", "0.25", "--flip-average",
+         "--shift-average", "1", "--output", evaluated]
+    ) == 0
+    result = json.load(open(os.path.join(evaluated, "evaluation.json"), encoding="utf-8"))
+    assert result["shift_average"] == 1 and result["count"] == 6
+    assert result["top1"] == pytest.approx(summary["val_accuracy_shift_averaged"], abs=1e-6)
     serve = tf.saved_model.load(summary["saved_model"]).signatures["serving_default"]
     probabilities = serve(images=tf.zeros((2, 32, 32, 3), tf.uint8))["probabilities"]
     assert probabilities.dtype == tf.float32
