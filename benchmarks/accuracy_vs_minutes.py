@@ -2,8 +2,9 @@
 
 Reads each run's `log.csv` (one row per epoch: `val_accuracy`, `train_minutes`)
 and `summary.json`, and prints a Markdown table of the accuracy each run had
-reached at 15, 30 and 60 minutes (the last epoch finished by then) and at its
-end, then draws all runs' curves into one PNG (the first run thicker, the legend
+reached at 15, 30 and 60 minutes (the last epoch finished by then), at its
+end, and with the summary's test-time averages (mirror images; mirror images
+and 1-pixel shifts, for runs trained with translations), then draws all runs' curves into one PNG (the first run thicker, the legend
 below the plot). Minutes count from the start of the run: for a time-budgeted
 run the time spent before `fit` (reading the data, the throughput probe) is
 added to `train_minutes`.
@@ -66,17 +67,19 @@ def main(argv=None):
             raise SystemExit(f"Expected LABEL=RUN_DIR; received {spec!r}.")
         runs.append((label, *read_curve(directory)))
     header = " | ".join(f"{mark:g} min" for mark in MARKS)
-    print(f"| run | epochs | {header} | end (min) | final val | flip-averaged |")
-    print("|---|---|" + "---|" * len(MARKS) + "---|---|---|")
+    print(f"| run | epochs | {header} | end (min) | final val | flip-averaged "
+          "| flips + shifts |")
+    print("|---|---|" + "---|" * len(MARKS) + "---|---|---|---|")
     for label, minutes, accuracy, summary in runs:
         marks = " | ".join(
             "-" if accuracy_at(minutes, accuracy, mark) is None
             else f"{100 * accuracy_at(minutes, accuracy, mark):.1f}%" for mark in MARKS)
-        flipped = summary.get("val_accuracy_flip_averaged")
+        averaged = " | ".join(
+            "-" if summary.get(key) is None else f"{100 * summary[key]:.1f}%"
+            for key in ("val_accuracy_flip_averaged", "val_accuracy_shift_averaged"))
         print(f"| {label} | {len(minutes)} | {marks} | "
               f"{summary.get('wall_clock_minutes', minutes[-1]):.1f} | "
-              f"{100 * summary['val_accuracy']:.1f}% | "
-              f"{'-' if flipped is None else f'{100 * flipped:.1f}%'} |")
+              f"{100 * summary['val_accuracy']:.1f}% | {averaged} |")
     if args.output:
         import matplotlib
 

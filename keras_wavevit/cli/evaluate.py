@@ -105,9 +105,10 @@ def run(args):
     size = result["image_size"]
     at = "" if size is None else f" at {size[0]}x{size[1]}"
     views = [", scores averaged with the mirror images"] if result["flip_average"] else []
-    if result["shift_average"]:
+    shift = result["shift_average"]
+    if shift:
         views.append(f"{', and' if views else ', scores averaged with'} the images shifted "
-                     f"by {result['shift_average']} pixels diagonally")
+                     f"by {shift} pixel{'s' if shift > 1 else ''} diagonally")
     print(f"Preprocessing: {result['preprocessing']}{at}{''.join(views)}")
     print(f"Images: {result['count']}")
     print(f"Top-1 accuracy: {result['top1']:.4f}")

@@ -190,7 +190,8 @@ def test_rerun_on_a_finished_run_refuses_and_overwrite_reproduces_it(
     assert summary["parameters"] == model.count_params()
 
 
-def test_mixed_bfloat16_run_with_every_augmentation_trains_and_exports(image_folder, tmp_path):
+def test_mixed_bfloat16_run_with_every_augmentation_trains_and_exports(
+        image_folder, tmp_path, capsys):
     # Every augmentation layer and both mixers on, under mixed bfloat16: the
     # augmentation used to follow the policy and the crop failed on bfloat16.
     output = str(tmp_path / "run")
@@ -212,11 +213,14 @@ def test_mixed_bfloat16_run_with_every_augmentation_trains_and_exports(image_fol
     # Trained with flips and translations: the summary's test-time average
     # over mirror images and 1-pixel shifts is what `evaluate` gives.
     evaluated = str(tmp_path / "evaluated")
+    capsys.readouterr()
     assert cli.main(
         ["evaluate", os.path.join(output, "best.keras"), "--data-dir", image_folder,
          "--subset", "validation", "--validation-fraction", "0.25", "--flip-average",
          "--shift-average", "1", "--output", evaluated]
     ) == 0
+    assert ("scores averaged with the mirror images, and the images shifted by 1 pixel "
+            "diagonally") in capsys.readouterr().out
     result = json.load(open(os.path.join(evaluated, "evaluation.json"), encoding="utf-8"))
     assert result["shift_average"] == 1 and result["count"] == 6
     assert result["top1"] == pytest.approx(summary["val_accuracy_shift_averaged"], abs=1e-6)
