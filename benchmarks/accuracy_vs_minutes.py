@@ -4,10 +4,11 @@ Reads each run's `log.csv` (one row per epoch: `val_accuracy`, `train_minutes`)
 and `summary.json`, and prints a Markdown table of the accuracy each run had
 reached at 15, 30 and 60 minutes (the last epoch finished by then), at its
 end, and with the summary's test-time averages (mirror images; mirror images
-and 1-pixel shifts, for runs trained with translations), then draws all runs' curves into one PNG (the first run thicker, the legend
-below the plot). Minutes count from the start of the run: for a time-budgeted
-run the time spent before `fit` (reading the data, the throughput probe) is
-added to `train_minutes`.
+and 1-pixel shifts, for runs trained with translations), then draws all runs'
+curves into one PNG (the first run thicker, the legend below the plot).
+Minutes count from the start of the run: for a time-budgeted run the time
+spent before `fit` (reading the data, the throughput probe) is added to
+`train_minutes`.
 
 Usage:
     python benchmarks/accuracy_vs_minutes.py "recipe, 60 min=runs/cifar10" \
