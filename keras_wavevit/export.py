@@ -45,9 +45,20 @@ the same for all of them (one definition, `_preprocess`), chosen with
   (bicubic resize of the short side to `floor(size / 0.96)`, a centre crop
   of `image_size`, the same normalisation), applied to each image.
 
+Test-time averaging (optional, `flip_average=` / `shift_average=`): every
+signature then scores each image as the mean of the model's logits over
+several views of its preprocessed image, the views of
+`keras_wavevit.test_time.views` (its mirror image; its diagonal shifts by
+`shift_average` pixels, edges reflected; or both: 2, 5 or 10 views). The
+softmax and the top-k are taken from the averaged logits. It costs one
+model pass per view, inside the graph, so a client still sends each image
+once. `keras-wavevit evaluate --flip-average --shift-average S` on the
+`.keras` file gives the same scores.
+
 What each signature takes and applies is written to the asset
 `preprocessing.json` (`{"preprocessing", "image_size", "crop_pct",
-"signatures": {name: description}}`), which clients (and
+"signatures": {name: description}, "test_time_views": {"flip", "shift",
+"count"}}`), which clients (and
 `keras_wavevit.recipes.serving.SavedModelClassifier`) read.
 
 Outputs of every signature (the names of TensorFlow's estimator
@@ -57,12 +68,14 @@ convention):
   `class_names`, the class id written as a string (`b"3"`).
 * `class_ids` - int64 `[batch]`: the top-1 class id.
 * `probabilities` - float32 `[batch, num_classes]`: softmax (float32 also
-  for mixed-precision models).
+  for mixed-precision models); with test-time averaging, the softmax of
+  the averaged logits.
 * `top_k_classes` (string), `top_k_class_ids` (int64) and
   `top_k_probabilities` (float32), each `[batch, top_k]`: the `top_k` most
   probable classes, most probable first (ties: lower id first); left out
   with `top_k=0`.
-* `logits` - float32 `[batch, num_classes]`, unless `include_logits=False`.
+* `logits` - float32 `[batch, num_classes]` (averaged over the views with
+  test-time averaging), unless `include_logits=False`.
 
 There is no separate `scores` output: it would repeat `probabilities`
 (TensorFlow Serving's `classify` API, which names them `scores`, takes
@@ -85,6 +98,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from keras_wavevit import test_time
 from keras_wavevit.files import atomic_directory
 from keras_wavevit.layers.checks import check_tensorflow_backend
 from keras_wavevit.layers.fusion import fused_ops
@@ -248,17 +262,26 @@ def _outputs(logits, probabilities, top_k, include_logits, names):
     return result
 
 
-def _predict_function(head, image_size, top_k, include_logits, table):
-    """One tf.function shared by every endpoint: the model is traced once."""
+def _predict_function(head, image_size, top_k, include_logits, table, views):
+    """One tf.function shared by every endpoint: the model is traced once.
+
+    With test-time `views` `(flip, shift)`, the model's outputs (logits, or
+    probabilities for a model that gives only those) are averaged over the
+    views of each image (`keras_wavevit.test_time.mean_over_views`).
+    """
     logits_model, outputs_are_probabilities = head
     names = _class_names_lookup(table)
+    flip, shift = views
+
+    def score(images):
+        return logits_model(images, training=False)
 
     @tf.function(
         input_signature=[tf.TensorSpec((None, *image_size, 3), tf.float32)],
         autograph=False,
     )
     def predict(normalized):
-        outputs = tf.cast(logits_model(normalized, training=False), tf.float32)
+        outputs = test_time.mean_over_views(score, normalized, flip, shift)
         if outputs_are_probabilities:
             probabilities = outputs
             logits = tf.math.log(probabilities)
@@ -282,7 +305,22 @@ def _preprocess(preprocessing, image_size):
     return resize
 
 
-def _descriptions(preprocessing, image_size):
+def _views_description(views):
+    """What the signatures average over, or `""` for a single view."""
+    flip, shift = views
+    count = test_time.view_count(flip, shift)
+    if count == 1:
+        return ""
+    parts = ["the image"]
+    if shift:
+        parts.append(f"its 4 diagonal shifts by {shift} pixel{'s' if shift > 1 else ''} "
+                     "(edges reflected)")
+    if flip:
+        parts.append("the mirror image of each" if shift else "its mirror image")
+    return f"; logits averaged over {count} views: {', '.join(parts)}"
+
+
+def _descriptions(preprocessing, image_size, views):
     """`{signature: what it takes and applies}`, for the preprocessing asset."""
     height, width = image_size
     if preprocessing == "official":
@@ -296,12 +334,16 @@ def _descriptions(preprocessing, image_size):
             f"bilinear resize to {height}x{width} (aspect ratio not kept, no crop), "
             "ImageNet mean/std normalisation"
         )
+    averaged = _views_description(views)
     return {
-        "serving_default": f"uint8 images [batch, height, width, 3], any size; {applied}",
-        "serving_bytes": f"encoded image files [batch], each decoded to RGB; {applied}",
-        "serving_float": f"float32 pixels in [0, 255], any size; {applied}",
+        "serving_default": f"uint8 images [batch, height, width, 3], any size; {applied}"
+                           f"{averaged}",
+        "serving_bytes": f"encoded image files [batch], each decoded to RGB; {applied}"
+                         f"{averaged}",
+        "serving_float": f"float32 pixels in [0, 255], any size; {applied}{averaged}",
         "serving_preprocessed": (
             f"float32 [batch, {height}, {width}, 3], already preprocessed; none applied"
+            f"{averaged}"
         ),
     }
 
@@ -349,9 +391,9 @@ def _endpoints(predict, image_size, preprocessing):
 
 
 def _build_archive(model, head, options, asset_dir):
-    image_size, class_names, top_k, preprocessing, include_logits = options
+    image_size, class_names, top_k, views, preprocessing, include_logits = options
     table = None if class_names is None else _class_names_table(class_names, asset_dir)
-    predict = _predict_function(head, image_size, top_k, include_logits, table)
+    predict = _predict_function(head, image_size, top_k, include_logits, table, views)
     archive = keras.export.ExportArchive()
     # The variables, in the model's order, so that the loaded SavedModel's
     # `trainable_variables` can be fine-tuned. (`archive.track(model)` would
@@ -370,13 +412,17 @@ def _build_archive(model, head, options, asset_dir):
     return archive
 
 
-def _write_preprocessing_asset(directory, image_size, preprocessing):
+def _write_preprocessing_asset(directory, image_size, preprocessing, views):
     """`assets/preprocessing.json`: the in-graph preprocessing, for clients."""
+    flip, shift = views
     record = {
         "preprocessing": preprocessing,
         "image_size": list(image_size),
         "crop_pct": OFFICIAL_CROP_PCT if preprocessing == "official" else None,
-        "signatures": _descriptions(preprocessing, image_size),
+        "signatures": _descriptions(preprocessing, image_size, views),
+        "test_time_views": {
+            "flip": flip, "shift": shift, "count": test_time.view_count(flip, shift),
+        },
     }
     os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
     with open(os.path.join(directory, "assets", PREPROCESSING_ASSET), "w",
@@ -395,10 +441,10 @@ def _validate_top_k(top_k, num_classes):
     return top_k
 
 
-def _validate_arguments(model, path, version, image_size, class_names, top_k):
+def _validate_arguments(model, path, version, image_size, class_names, top_k, views):
     """Checks every argument of `export_saved_model` before any work.
 
-    Returns `(version, (image_size, class_names, top_k))`.
+    Returns `(version, (image_size, class_names, top_k, (flip, shift)))`.
     """
     if not isinstance(model, keras.Model):
         raise ValueError(
@@ -417,7 +463,9 @@ def _validate_arguments(model, path, version, image_size, class_names, top_k):
         )
     class_names = _validate_class_names(class_names, output_shape[-1])
     top_k = _validate_top_k(top_k, output_shape[-1])
-    return version, (image_size, class_names, top_k)
+    flip, shift = views
+    views = (test_time.check_flip(flip), test_time.check_shift(shift, image_size))
+    return version, (image_size, class_names, top_k, views)
 
 
 def export_saved_model(
@@ -430,6 +478,8 @@ def export_saved_model(
     include_logits=True,
     top_k=None,
     preprocessing="resize",
+    flip_average=False,
+    shift_average=0,
 ):
     """Exports a Wave-ViT classifier as a SavedModel for TensorFlow Serving.
 
@@ -475,6 +525,14 @@ def export_saved_model(
             training recipe uses) or `"official"` (bicubic resize of the
             short side to `floor(size / 0.96)` and a centre crop of
             `image_size`, what the official checkpoints are evaluated with).
+        flip_average: Test-time averaging: every signature averages the
+            logits of each image and of its mirror image (for models
+            trained with random flips). One more model pass per view.
+        shift_average: Test-time averaging over the image shifted by this
+            many pixels in the four diagonal directions, edges reflected
+            (and their mirror images with `flip_average`: 10 views with
+            1 pixel), for models trained with translations; smaller than
+            both sides of `image_size`. 0 (the default): no shifts.
 
     Returns:
         The version directory written, as a string.
@@ -508,7 +566,7 @@ def export_saved_model(
     """
     check_tensorflow_backend("export_saved_model")
     version, options = _validate_arguments(
-        model, path, version, image_size, class_names, top_k
+        model, path, version, image_size, class_names, top_k, (flip_average, shift_average)
     )
     preprocessing = check_preprocessing(preprocessing)
     head = _logits_model(model)
@@ -531,6 +589,6 @@ def export_saved_model(
             options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
             verbose=False,
         )
-        _write_preprocessing_asset(staging, options[0], preprocessing)
+        _write_preprocessing_asset(staging, options[0], preprocessing, options[3])
     return target
 

@@ -80,7 +80,7 @@ def _check_format(format, options):
         raise ValueError(
             f"format={format!r} takes no option {', '.join(unknown)} "
             f"(options: {', '.join(allowed) or 'none'}); class names, top-k, "
-            "versions and in-graph resizing are SavedModel features."
+            "versions, in-graph resizing and test-time averaging are SavedModel features."
         )
     if package is not None and importlib.util.find_spec(package) is None:
         raise ImportError(

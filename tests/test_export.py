@@ -15,6 +15,7 @@ import keras_wavevit
 from keras_wavevit.export import SIGNATURES, export_saved_model
 from keras_wavevit.preprocessing import normalize_images, preprocess_official
 from tests.configs import MICRO_CLASSIFIER
+from tests.view_reference import reference_views
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(keras_wavevit.__file__)))
 CLASS_NAMES = ["cat", "dog", "fox"]
@@ -439,6 +440,9 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
         ({"top_k": True}, "top_k must be an integer from 0"),
         ({"preprocessing": "bicubic"},
          r"preprocessing must be one of \('resize', 'official'\); received 'bicubic'"),
+        ({"flip_average": "false"}, "flip_average must be True or False; received 'false'"),
+        ({"shift_average": -1}, r"shift must be a non-negative integer \(pixels\); received -1"),
+        ({"shift_average": 16}, r"smaller than the image's sides \(16, 16\) .*received 16"),
     ],
 )
 def test_bad_arguments_raise_before_writing(tmp_path, kwargs, message):
@@ -673,3 +677,48 @@ def test_default_export_records_the_bilinear_resize(tmp_path):
     assert record["signatures"]["serving_bytes"].endswith(
         "bilinear resize to 16x16 (aspect ratio not kept, no crop), "
         "ImageNet mean/std normalisation")
+    assert record["test_time_views"] == {"flip": False, "shift": 0, "count": 1}
+
+
+@pytest.mark.parametrize("flip, shift, count", [(True, 0, 2), (False, 2, 5), (True, 1, 10)])
+def test_test_time_averaging_serves_the_mean_logits_of_the_views(tmp_path, flip, shift, count):
+    """Every signature averages the logits of the views of the preprocessed image."""
+    keras.utils.set_random_seed(3)
+    model = plain_classifier()
+    written = export_saved_model(model, tmp_path / "models", flip_average=flip,
+                                 shift_average=shift)
+    loaded = tf.saved_model.load(written)
+    images = np.random.default_rng(5).integers(0, 256, (3, 20, 24, 3)).astype("uint8")
+    preprocessed = normalize_images(
+        tf.image.resize(tf.cast(images, tf.float32), (16, 16), method="bilinear")).numpy()
+    views = reference_views(preprocessed, flip, shift)
+    logits = np.mean([np.asarray(model(view), "float64") for view in views], axis=0)
+    single = np.asarray(model(preprocessed), "float64")
+    assert not np.allclose(logits, single, atol=1e-4)  # the views change the scores
+    expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    for name, inputs in (("serving_default", {"images": tf.constant(images)}),
+                         ("serving_preprocessed", {"images": tf.constant(preprocessed)})):
+        out = loaded.signatures[name](**inputs)
+        np.testing.assert_allclose(out["logits"].numpy(), logits, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(out["probabilities"].numpy(), expected, rtol=0, atol=1e-5)
+        assert out["class_ids"].numpy().tolist() == logits.argmax(-1).tolist()
+    record = json.loads((tmp_path / "models" / "1" / "assets" / "preprocessing.json").read_text())
+    assert record["test_time_views"] == {"flip": flip, "shift": shift, "count": count}
+    for description in record["signatures"].values():
+        assert f"logits averaged over {count} views" in description
+
+
+def test_test_time_averaging_of_a_probabilities_only_model(tmp_path):
+    """A model with a softmax built in: its probabilities are what is averaged."""
+    inputs = keras.Input((16, 16, 3))
+    flat = keras.layers.Flatten()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(flat))
+    loaded = tf.saved_model.load(export_saved_model(model, tmp_path / "models",
+                                                    flip_average=True))
+    images = np.random.default_rng(6).integers(0, 256, (2, 16, 16, 3)).astype("uint8")
+    preprocessed = normalize_images(tf.cast(images, tf.float32)).numpy()
+    expected = np.mean([model(view).numpy() for view in reference_views(preprocessed, True, 0)],
+                       axis=0)
+    out = loaded.signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)

@@ -97,3 +97,36 @@ def finite_float(text):
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number; received {text!r}.")
     return value
+
+
+def add_test_time_arguments(parser, prefix=""):
+    """Adds `--flip-average` and `--shift-average PIXELS` (test-time averaging).
+
+    Both `keras-wavevit evaluate` (scores averaged while evaluating) and
+    `keras-wavevit export` (averaged inside the SavedModel) take them; see
+    `keras_wavevit.test_time`.
+
+    Args:
+        parser: An `argparse.ArgumentParser`.
+        prefix: Text put before each help line (e.g. `"saved_model: "`).
+
+    Example:
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_test_time_arguments(parser)
+    >>> args = parser.parse_args(["--flip-average", "--shift-average", "1"])
+    >>> args.flip_average, args.shift_average
+    (True, 1)
+    """
+    parser.add_argument(
+        "--flip-average", action="store_true",
+        help=f"{prefix}score each image as the mean of the scores of it and its mirror "
+        "image (for models trained with random flips)",
+    )
+    parser.add_argument(
+        "--shift-average", type=int, default=0, metavar="PIXELS",
+        help=f"{prefix}also average over each image shifted by PIXELS in the four "
+        "diagonal directions, edges reflected, and with --flip-average their mirror "
+        "images (for models trained with --translate; 1 with flips is 10 passes). "
+        "Default 0: no shifts",
+    )

@@ -22,7 +22,7 @@ Example:
 
 import argparse
 
-from keras_wavevit.cli.arguments import image_size_argument
+from keras_wavevit.cli.arguments import add_test_time_arguments, image_size_argument
 from keras_wavevit.preprocessing import PREPROCESSINGS
 from keras_wavevit.recipes.evaluation import SUBSETS, evaluate_model
 
@@ -64,14 +64,7 @@ def configure_parser(parser):
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="skip image-folder files that are not whole images "
                         "(named in a warning) instead of stopping")
-    parser.add_argument("--flip-average", action="store_true",
-                        help="score each image as the mean of the scores of it and its "
-                        "mirror image (for models trained with random flips)")
-    parser.add_argument("--shift-average", type=int, default=0, metavar="PIXELS",
-                        help="also average over each image shifted by PIXELS in the four "
-                        "diagonal directions, edges reflected, and with --flip-average "
-                        "their mirror images (for models trained with --translate; 1 "
-                        "with flips is 10 passes). Default 0: no shifts")
+    add_test_time_arguments(parser)
     parser.add_argument("--output", help="directory for confusion_matrix.png and "
                         "evaluation.json (default: next to the model; for a SavedModel "
                         "BASE/VERSION: BASE-VERSION-evaluation)")

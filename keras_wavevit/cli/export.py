@@ -7,17 +7,19 @@ Example:
 
     keras-wavevit export runs/tiny/best.keras serving/wavevit --class-names cat,dog,fox
     keras-wavevit export model.keras serving/wavevit --version 2 --image-size 224 --top-k 3
+    keras-wavevit export runs/cifar10/best.keras serving/cifar10 --flip-average --shift-average 1
     keras-wavevit export model.keras wavevit.onnx --format onnx
     keras-wavevit export model.keras wavevit_openvino --format openvino
     keras-wavevit export model.keras wavevit.tflite --format litert
 """
 
-from keras_wavevit.cli.arguments import image_size_argument
+from keras_wavevit.cli.arguments import add_test_time_arguments, image_size_argument
 from keras_wavevit.export_formats import FORMATS, export_model
 from keras_wavevit.weights.model_file import load_model_file
 
 # The flags of the SavedModel only (the other formats have no class names,
-# top-k, versions or in-graph resizing), and their values when not given.
+# top-k, versions, in-graph resizing or test-time averaging), and their
+# values when not given.
 SAVED_MODEL_FLAGS = {
     "version": ("--version", None),
     "class_names": ("--class-names", None),
@@ -25,6 +27,8 @@ SAVED_MODEL_FLAGS = {
     "no_logits": ("--no-logits", False),
     "top_k": ("--top-k", None),
     "preprocessing": ("--preprocessing", None),
+    "flip_average": ("--flip-average", False),
+    "shift_average": ("--shift-average", 0),
 }
 
 FORMAT_NAMES = {
@@ -60,6 +64,8 @@ def _format_options(args):
         version=1 if args.version is None else args.version,
         include_logits=not args.no_logits,
         top_k=args.top_k,
+        flip_average=args.flip_average,
+        shift_average=args.shift_average,
     )
     if args.preprocessing is not None:
         options["preprocessing"] = args.preprocessing
@@ -130,6 +136,7 @@ def configure_parser(parser):
         help="saved_model: the in-graph preprocessing, a bilinear resize (default) or "
         "the official evaluation transform (bicubic short side to size/0.96, centre crop)",
     )
+    add_test_time_arguments(parser, prefix="saved_model, averaged inside the graph: ")
 
 
 def run(args):

@@ -41,6 +41,7 @@ from keras_wavevit.preprocessing import (
 )
 from keras_wavevit.recipes import data as data_lib
 from keras_wavevit.recipes.serving import SavedModelClassifier
+from keras_wavevit.test_time import check_flip, check_shift, views
 from keras_wavevit.weights.model_file import load_model_file
 
 SUBSETS = ("all", "validation", "train")
@@ -66,6 +67,9 @@ class Classifier:
         preprocessing: The preprocessing the model file calls for:
             `"resize"`, or `"official"` for a SavedModel exported with the
             official transform.
+        test_time_views: How many views of each image the model averages
+            its scores over by itself (a SavedModel exported with
+            test-time averaging); 1 otherwise.
 
     Example:
 
@@ -80,6 +84,7 @@ class Classifier:
     image_size: tuple
     predict_preprocessed: object = None
     preprocessing: str = "resize"
+    test_time_views: int = 1
 
 
 def _keras_classifier(path):
@@ -114,7 +119,8 @@ def _saved_model_classifier(path):
         return client.predict_preprocessed(images)["probabilities"]
 
     return Classifier(predict, num_classes, client.class_names, client.image_size,
-                      predict_preprocessed, client.preprocessing or "resize")
+                      predict_preprocessed, client.preprocessing or "resize",
+                      client.test_time_views)
 
 
 def load_classifier(path):
@@ -207,77 +213,16 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
 
 
-SHIFT_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
-
-
-def check_shift(shift, image_size=None):
-    """Checks a test-time shift: pixels, a non-negative integer below the image's sides.
-
-    Args:
-        shift: The shift in pixels (0: none).
-        image_size: `(height, width)` of the images, if known.
-
-    Returns:
-        `shift`.
-
-    Raises:
-        ValueError: `shift` is not a non-negative integer, or not smaller
-            than both sides of `image_size` (its edges are reflected).
-
-    Example:
-
-    >>> check_shift(1, (32, 32))
-    1
-    """
-    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
-        raise ValueError(
-            f"The test-time shift must be a non-negative integer (pixels); received {shift!r}."
-        )
-    if shift and image_size is not None and shift >= min(image_size):
-        raise ValueError(
-            f"The test-time shift must be smaller than the image's sides {tuple(image_size)} "
-            f"(its edges are reflected); received {shift}."
-        )
-    return int(shift)
-
-
-def view_count(flip=False, shift=0):
-    """How many views `averaged_over_views` scores each image on.
-
-    Example:
-
-    >>> view_count(flip=True), view_count(flip=True, shift=1)
-    (2, 10)
-    """
-    return (2 if flip else 1) * (1 + len(SHIFT_DIRECTIONS) if shift else 1)
-
-
-def _views(images, flip, shift):
-    """The image batch, its diagonal shifts (edges reflected) and their mirror images."""
-    images = tf.convert_to_tensor(images)
-    views = [images]
-    if shift:
-        height, width = images.shape[1], images.shape[2]
-        check_shift(shift, (height, width))
-        padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]],
-                        mode="REFLECT")
-        for down, right in SHIFT_DIRECTIONS:
-            top, left = shift + down * shift, shift + right * shift
-            views.append(padded[:, top:top + height, left:left + width])
-    if flip:
-        views += [tf.reverse(view, axis=[2]) for view in views]
-    return views
-
-
 def averaged_over_views(predict, flip=False, shift=0):
     """Test-time augmentation: each image scored as the mean over several views of it.
 
-    The views are the image itself; with `shift`, the image moved by
-    `shift` pixels along both axes in each of the four diagonal directions,
-    its edges reflected (as `--translate` fills them in training); with
-    `flip`, the mirror image of each of these (left to right). That is 2
-    views with `flip` alone, 5 with `shift` alone, 10 with both
-    (`view_count`).
+    The views are those of `keras_wavevit.test_time.views`: the image
+    itself; with `shift`, the image moved by `shift` pixels along both axes
+    in each of the four diagonal directions, its edges reflected (as
+    `--translate` fills them in training); with `flip`, the mirror image of
+    each of these (left to right). That is 2 views with `flip` alone, 5
+    with `shift` alone, 10 with both (`test_time.view_count`). Each view is
+    one call of `predict`, so a batch never grows.
 
     Args:
         predict: Maps an image batch `(batch, height, width, channels)` to
@@ -292,8 +237,9 @@ def averaged_over_views(predict, flip=False, shift=0):
         for a model without a softmax, probabilities for a SavedModel).
 
     Raises:
-        ValueError: `shift` is not a non-negative integer (here), or not
-            smaller than the images' sides (when called).
+        ValueError: `flip` is not a bool or `shift` not a non-negative
+            integer (here), or `shift` is not smaller than the images' sides
+            (when called).
 
     Example:
 
@@ -301,11 +247,12 @@ def averaged_over_views(predict, flip=False, shift=0):
     >>> averaged_over_views(left_column, flip=True)(np.array([[[[1.0], [3.0]]]]))
     array([[2.]], dtype=float32)
     """
+    check_flip(flip)
     check_shift(shift)
 
     def predict_views(images):
         scores = [np.asarray(predict(view), dtype="float32")
-                  for view in _views(images, flip, shift)]
+                  for view in views(images, flip, shift)]
         return np.mean(scores, axis=0, dtype="float32")
 
     return predict_views
@@ -490,6 +437,16 @@ def _class_notes(data_class_names, classifier):
     return []
 
 
+def _view_notes(classifier):
+    """A note when the model averages over views by itself."""
+    if classifier.test_time_views > 1:
+        return [
+            f"The model averages its scores over {classifier.test_time_views} views of "
+            "each image by itself (exported with test-time averaging)."
+        ]
+    return []
+
+
 def _write_report(result, output):
     """Writes `confusion_matrix.png` and `evaluation.json` atomically."""
     from keras_wavevit.recipes.plots import plot_confusion_matrix
@@ -558,7 +515,8 @@ def evaluate_model(
 
     Returns:
         The `evaluate` dict plus `class_names` (the rows of the matrix),
-        `notes` (what the class check assumed), `flip_average`,
+        `notes` (what the class check assumed, and whether the model
+        averages over views by itself), `flip_average`,
         `shift_average`,
         `preprocessing` and `image_size` (what the images went through),
         and `figure` / `report`, the files written.
@@ -574,6 +532,7 @@ def evaluate_model(
     (0.71, '/work/runs/tiny/saved_model-1-evaluation/evaluation.json')
     """
     _check_batch_size(batch_size)
+    check_flip(flip_average)
     check_shift(shift_average)
     if preprocessing is not None:
         check_preprocessing(preprocessing)
@@ -600,6 +559,6 @@ def evaluate_model(
     result["preprocessing"] = preprocessing
     result["image_size"] = None if image_size is None else list(image_size)
     result["class_names"] = classifier.class_names or list(data_class_names)
-    result["notes"] = _class_notes(data_class_names, classifier)
+    result["notes"] = _class_notes(data_class_names, classifier) + _view_notes(classifier)
     result["figure"], result["report"] = _write_report(result, output or default_output(model))
     return result

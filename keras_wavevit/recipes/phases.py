@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_wavevit import files
+from keras_wavevit import files, test_time
 from keras_wavevit.recipes import augmentation as augmentation_lib
 from keras_wavevit.recipes import budget as budget_lib
 from keras_wavevit.recipes import callbacks as callbacks_lib
@@ -263,9 +263,9 @@ def _evaluation_passes(config):
     then one per view of each test-time average (`evaluate`)."""
     passes = 1
     if config.flip:
-        passes += evaluation_lib.view_count(flip=True)
+        passes += test_time.view_count(flip=True)
     if evaluation_shift(config):
-        passes += evaluation_lib.view_count(flip=config.flip, shift=evaluation_shift(config))
+        passes += test_time.view_count(flip=config.flip, shift=evaluation_shift(config))
     return passes
 
 

@@ -74,6 +74,10 @@ class SavedModelClassifier:
             a SavedModel without that record.
         num_classes: Length of the `probabilities` output, or `None` if the
             signature leaves it open.
+        test_time_views: How many views of each image the SavedModel
+            averages its scores over (exported with `flip_average` or
+            `shift_average`, see `keras_wavevit.test_time`); 1 for a
+            single-view export or one without that record.
 
     Args:
         path: A SavedModel version directory (`<base>/<version>`, holding
@@ -113,6 +117,7 @@ class SavedModelClassifier:
         self.class_names = _read_class_names(self.path)
         record = _read_preprocessing(self.path) or {}
         self.preprocessing = record.get("preprocessing")
+        self.test_time_views = int((record.get("test_time_views") or {}).get("count", 1))
         self._preprocessed = signatures.get("serving_preprocessed")
         self.image_size = tuple(record["image_size"]) if record.get("image_size") else None
         if self._preprocessed is not None:

@@ -101,6 +101,7 @@ def test_onnx_format(tmp_path, capsys):
 @pytest.mark.parametrize("flags", [
     ["--version", "2"], ["--class-names", "a,b,c"], ["--no-logits"], ["--top-k", "1"],
     ["--preprocessing", "official"], ["--class-names-file", "names.txt", "--top-k", "0"],
+    ["--flip-average"], ["--shift-average", "1"],
 ])
 def test_saved_model_flags_are_refused_for_other_formats(tmp_path, flags):
     given = ", ".join(flag for flag in flags if flag.startswith("--"))
@@ -125,3 +126,16 @@ def test_official_preprocessing_reaches_the_saved_model(tmp_path):
     assert export_cli.run(parse([model_file, str(base), "--preprocessing", "official"])) == 0
     asset = json.loads((base / "1" / "assets" / "preprocessing.json").read_text())
     assert asset["preprocessing"] == "official"
+
+
+def test_test_time_averaging_flags_reach_the_saved_model(tmp_path):
+    model_file = str(tmp_path / "model.keras")
+    plain_classifier().save(model_file)
+    base = tmp_path / "models"
+    with pytest.raises(ValueError, match=r"smaller than the image's sides \(16, 16\)"):
+        export_cli.run(parse([model_file, str(base), "--shift-average", "16"]))
+    assert not base.exists()  # refused before anything was written
+    args = parse([model_file, str(base), "--flip-average", "--shift-average", "2"])
+    assert export_cli.run(args) == 0
+    asset = json.loads((base / "1" / "assets" / "preprocessing.json").read_text())
+    assert asset["test_time_views"] == {"flip": True, "shift": 2, "count": 10}

@@ -12,7 +12,9 @@ from keras_wavevit.export import export_saved_model
 from keras_wavevit.preprocessing import normalize_images
 from keras_wavevit.recipes import evaluation
 from keras_wavevit.recipes.evaluation import evaluate, evaluate_model, match_classes
+from keras_wavevit.test_time import view_count
 from tests.test_export import keras_probabilities, plain_classifier
+from tests.view_reference import reference_views
 
 MODEL_CLASSES = ["fox", "cat", "dog"]  # not alphabetical: folders are read sorted
 
@@ -184,21 +186,34 @@ def test_official_preprocessing_reads_the_held_out_images_of_a_folder(exported, 
         evaluate_model(exported["saved"], data_dir=folder, preprocessing="crop")
 
 
-def test_flip_average_scores_each_image_with_its_mirror_image(tmp_path):
-    # A linear model of the pixels: mirror images get other scores, and each image its own.
+def linear_model_and_folder(tmp_path):
+    """A linear model of the pixels, saved, and a 16x16 folder of 8 images per class.
+
+    Linear in the pixels, the model gives mirror and shifted images other
+    scores, and each image its own. Returns `(model, .keras path, folder,
+    the folder's images in class order, logits)`, `logits` in float64.
+    """
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((16, 16, 3), name="images"), keras.layers.Flatten(),
                               keras.layers.Dense(3)])
-    paths = {"keras": str(tmp_path / "linear.keras"),
-             "saved": export_saved_model(model, tmp_path / "serving", class_names=MODEL_CLASSES)}
-    model.save(paths["keras"])
+    path = str(tmp_path / "linear.keras")
+    model.save(path)
     folder = str(tmp_path / "data")
     names = sorted(MODEL_CLASSES)  # the folder's class order
     images = write_folder(folder, names, per_class=8, size=(16, 16))
     batch = np.concatenate([images[name] for name in names])
 
-    def logits(pixels):  # in float64
+    def logits(pixels):
         return np.asarray(model(normalize_images(tf.cast(pixels, tf.float32))), "float64")
+
+    return model, path, folder, batch, logits
+
+
+def test_flip_average_scores_each_image_with_its_mirror_image(tmp_path):
+    model, keras_path, folder, batch, logits = linear_model_and_folder(tmp_path)
+    paths = {"keras": keras_path,
+             "saved": export_saved_model(model, tmp_path / "serving", class_names=MODEL_CLASSES)}
+    names = sorted(MODEL_CLASSES)
 
     def probabilities(pixels):
         return np.exp(logits(pixels)) / np.exp(logits(pixels)).sum(axis=-1, keepdims=True)
@@ -221,19 +236,6 @@ def test_flip_average_scores_each_image_with_its_mirror_image(tmp_path):
         assert result["top1"] == pytest.approx(np.mean(averaged == labels))
 
 
-def reference_views(images, flip, shift):
-    """The test-time views in NumPy: diagonal shifts of reflected images, mirror images."""
-    height, width = images.shape[1:3]
-    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
-    views = [images]
-    if shift:
-        views += [padded[:, shift + down:][:, :height, shift + right:][:, :, :width]
-                  for down in (-shift, shift) for right in (-shift, shift)]
-    if flip:
-        views += [view[:, :, ::-1] for view in views]
-    return views
-
-
 @pytest.mark.parametrize("flip, shift, count", [(True, 0, 2), (False, 1, 5), (True, 1, 10),
                                                 (True, 2, 10)])
 def test_test_time_average_scores_the_shifted_and_mirrored_views(flip, shift, count):
@@ -251,7 +253,7 @@ def test_test_time_average_scores_the_shifted_and_mirrored_views(flip, shift, co
 
     averaged = evaluation.averaged_over_views(predict, flip=flip, shift=shift)(images)
     expected = reference_views(images, flip, shift)
-    assert evaluation.view_count(flip=flip, shift=shift) == len(expected) == count
+    assert view_count(flip=flip, shift=shift) == len(expected) == count
     # Exactly the reference's views, each once (in any order) ...
     assert sorted(view.tobytes() for view in seen) == sorted(v.tobytes() for v in expected)
     assert len({view.tobytes() for view in expected}) == count
@@ -273,20 +275,8 @@ def test_test_time_shift_is_checked():
 
 
 def test_shift_average_evaluates_the_views_and_checks_the_shift_first(tmp_path, monkeypatch):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((16, 16, 3), name="images"), keras.layers.Flatten(),
-                              keras.layers.Dense(3)])
-    path = str(tmp_path / "linear.keras")
-    model.save(path)
-    folder = str(tmp_path / "data")
-    names = sorted(MODEL_CLASSES)
-    images = write_folder(folder, names, per_class=8, size=(16, 16))
-    batch = np.concatenate([images[name] for name in names])
+    _, path, folder, batch, logits = linear_model_and_folder(tmp_path)
     labels = np.repeat([0, 1, 2], 8)
-
-    def logits(pixels):
-        return np.asarray(model(normalize_images(tf.cast(pixels, tf.float32))), "float64")
-
     single = logits(batch).argmax(-1)
     averaged = np.mean([logits(view) for view in reference_views(batch, True, 1)], axis=0)
     assert (averaged.argmax(-1) != single).any()  # the views change answers
@@ -302,3 +292,26 @@ def test_shift_average_evaluates_the_views_and_checks_the_shift_first(tmp_path, 
         evaluate_model(path, data_dir=folder, shift_average=16)
     with pytest.raises(ValueError, match=r"received -1"):
         evaluate_model(path, data_dir=folder, shift_average=-1)
+    with pytest.raises(ValueError, match=r"flip_average must be True or False; received 'no'"):
+        evaluate_model(path, data_dir=folder, flip_average="no")
+
+
+def test_a_saved_model_exported_with_test_time_averaging_scores_as_evaluate_does(tmp_path):
+    """The in-graph average of the export equals `evaluate --flip-average --shift-average`."""
+    model, keras_path, folder, batch, logits = linear_model_and_folder(tmp_path)
+    saved = export_saved_model(model, tmp_path / "serving", class_names=sorted(MODEL_CLASSES),
+                               flip_average=True, shift_average=1)
+    averaged = np.mean([logits(view) for view in reference_views(batch, True, 1)], axis=0)
+    assert (averaged.argmax(-1) != logits(batch).argmax(-1)).any()  # the views change answers
+    by_keras = evaluate_model(keras_path, data_dir=folder, output=str(tmp_path / "keras"),
+                              flip_average=True, shift_average=1)
+    by_saved_model = evaluate_model(saved, data_dir=folder, output=str(tmp_path / "saved"))
+    expected = np.zeros((3, 3), int)
+    np.add.at(expected, (np.repeat([0, 1, 2], 8), averaged.argmax(-1)), 1)
+    assert by_keras["confusion_matrix"] == by_saved_model["confusion_matrix"] == expected.tolist()
+    assert by_saved_model["flip_average"] is False and by_saved_model["shift_average"] == 0
+    assert by_saved_model["notes"] == [
+        "The model averages its scores over 10 views of each image by itself (exported with "
+        "test-time averaging)."
+    ]
+    assert evaluation.load_classifier(saved).test_time_views == 10
