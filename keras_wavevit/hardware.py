@@ -10,11 +10,15 @@ Example:
 True
 """
 
+import functools
+
 # Instruction sets with native bfloat16 dot products: AVX512_BF16 (Intel
 # Cooper Lake and later, AMD Zen 4 and later) and AMX-BF16 (Intel Sapphire
 # Rapids and later). Elsewhere TensorFlow emulates bfloat16 matmuls, which
 # makes mixed bfloat16 slower than float32.
 BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+# AMX tiles with bfloat16 dot products (Intel Sapphire Rapids and later).
+AMX_BFLOAT16_FLAG = "amx_bf16"
 
 
 def cpu_description(cpuinfo_path="/proc/cpuinfo"):
@@ -67,3 +71,27 @@ def has_native_bfloat16(flags=None):
     if flags is None:
         _, flags = cpu_description()
     return bool(BFLOAT16_FLAGS & set(flags))
+
+
+@functools.lru_cache(maxsize=None)
+def _this_cpu_flags():
+    return cpu_description()[1]
+
+
+def has_amx_bfloat16(flags=None):
+    """Whether the CPU has AMX tiles for bfloat16 matmuls (AMX-BF16).
+
+    Args:
+        flags: Instruction-set flags; by default this CPU's (read once).
+
+    Returns:
+        bool.
+
+    Example:
+
+    >>> has_amx_bfloat16({"avx512f", "avx512_bf16"}), has_amx_bfloat16({"amx_tile", "amx_bf16"})
+    (False, True)
+    """
+    if flags is None:
+        flags = _this_cpu_flags()
+    return AMX_BFLOAT16_FLAG in set(flags)

@@ -32,3 +32,14 @@ def test_native_bfloat16_needs_avx512_bf16_or_amx():
     assert hardware.has_native_bfloat16({"avx2", "amx_tile", "amx_bf16"})
     assert hardware.has_native_bfloat16({"avx512_bf16"})
     assert not hardware.has_native_bfloat16(set())
+
+
+def test_amx_bfloat16_needs_the_amx_bf16_flag(tmp_path, monkeypatch):
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO)
+    assert not hardware.has_amx_bfloat16(hardware.cpu_description(str(path))[1])
+    assert hardware.has_amx_bfloat16({"avx512f", "amx_tile", "amx_bf16"})
+    assert not hardware.has_amx_bfloat16({"amx_tile", "amx_int8"})
+    # By default, this CPU's flags.
+    monkeypatch.setattr(hardware, "_this_cpu_flags", lambda: frozenset({"amx_bf16"}))
+    assert hardware.has_amx_bfloat16()

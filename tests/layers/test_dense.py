@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_wavevit.layers import dense
 from keras_wavevit.layers.dense import Dense
 
 
@@ -64,3 +65,29 @@ def test_lora_falls_back_to_keras():
     x = rng.normal(size=(2, 3, 6)).astype(np.float32)
     kernel = layer.kernel.numpy()  # the effective kernel, LoRA included
     np.testing.assert_allclose(np.asarray(layer(x)), x @ kernel + layer.bias.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("amx", [False, True], ids=["fused-bias", "bias-after-reshape"])
+def test_bfloat16_dense_adds_the_bias_after_the_reshape_on_amx(monkeypatch, amx):
+    """On an AMX CPU the bias add is kept apart from the bfloat16 matmul; same numbers."""
+    monkeypatch.setattr(dense, "has_amx_bfloat16", lambda: amx)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2, 5, 7, 12)).astype(np.float32)
+    kernel, bias = rng.normal(size=(12, 6)), rng.normal(size=6)
+    layer = Dense(6, dtype="mixed_bfloat16")
+    layer.build(x.shape)
+    layer.set_weights([kernel, bias])
+    function = tf.function(layer)
+    out = function(x)
+    assert out.dtype == tf.bfloat16 and out.shape == (2, 5, 7, 6)
+    expected = x.astype(np.float64) @ kernel + bias
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, rtol=3e-2, atol=6e-2)
+    graph = function.get_concrete_function(tf.TensorSpec(x.shape, tf.float32)).graph
+    matmul = next(op for op in graph.get_operations() if op.type == "MatMul")
+    consumers = {consumer.type for consumer in matmul.outputs[0].consumers()}
+    if amx:
+        assert consumers == {"Reshape"}
+    else:
+        assert len(consumers) == 1 and consumers <= {"BiasAdd", "AddV2"}
+    assert dense.bias_after_reshape("bfloat16") is amx
+    assert dense.bias_after_reshape("float32") is False
