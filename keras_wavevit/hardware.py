@@ -54,11 +54,17 @@ def cpu_description(cpuinfo_path="/proc/cpuinfo"):
     return model, flags
 
 
+@functools.lru_cache(maxsize=None)
+def _this_cpu_flags():
+    """This CPU's flags, read from `/proc/cpuinfo` once per process."""
+    return cpu_description()[1]
+
+
 def has_native_bfloat16(flags=None):
     """Whether the CPU computes bfloat16 matmuls natively (AVX512_BF16 or AMX-BF16).
 
     Args:
-        flags: Instruction-set flags; by default this CPU's.
+        flags: Instruction-set flags; by default this CPU's (read once).
 
     Returns:
         bool.
@@ -69,13 +75,8 @@ def has_native_bfloat16(flags=None):
     (False, True)
     """
     if flags is None:
-        _, flags = cpu_description()
+        flags = _this_cpu_flags()
     return bool(BFLOAT16_FLAGS & set(flags))
-
-
-@functools.lru_cache(maxsize=None)
-def _this_cpu_flags():
-    return cpu_description()[1]
 
 
 def has_amx_bfloat16(flags=None):
