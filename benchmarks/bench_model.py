@@ -84,6 +84,10 @@ def parse_args(argv=None):
     parser.add_argument("--jit", nargs="+", default=["off"], choices=("off", "on"),
                         help="jit_compile of the whole model (XLA).")
     parser.add_argument("--mode", nargs="+", default=["infer"], choices=("infer", "train"))
+    parser.add_argument("--cpu-replicas", nargs="+", type=int, default=[1],
+                        help="Training steps data-parallel on this many CPU replicas "
+                        "(keras_wavevit.recipes.distribute.configure_cpu_replicas; the "
+                        "recipe's --cpu-replicas). Inference rows always run on 1.")
     parser.add_argument("--fused", choices=("on", "off"), default="on",
                         help="The library's fused kernels (KERAS_WAVEVIT_FUSED_KERNELS).")
     parser.add_argument("--image-size", type=int, default=None,
@@ -277,6 +281,9 @@ def run_child(spec, args):
     import keras_wavevit  # noqa: F401  (before TensorFlow, so its oneDNN default applies)
     import tensorflow as tf
     import keras
+    from keras_wavevit.recipes.distribute import configure_cpu_replicas
+
+    strategy = configure_cpu_replicas(spec.get("replicas", 1))
 
     keras.mixed_precision.set_global_policy(spec["precision"])
     compute_dtype = tf.bfloat16 if spec["precision"] == "mixed_bfloat16" else tf.float32
@@ -294,7 +301,8 @@ def run_child(spec, args):
     image_size = spec["image_size"]
     batch = spec["batch"]
     num_classes = num_classes_of(spec["model"])
-    model = build_model(spec["model"], image_size, num_classes)
+    with strategy.scope():
+        model = build_model(spec["model"], image_size, num_classes)
     macs = count_macs(model, image_size)
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rng = np.random.default_rng(0)
@@ -309,14 +317,26 @@ def run_child(spec, args):
 
         flops_per_image = 2 * macs
     else:
-        model.compile(
-            optimizer=keras.optimizers.AdamW(1e-4),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=jit,
+        with strategy.scope():
+            model.compile(
+                optimizer=keras.optimizers.AdamW(1e-4),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                jit_compile=jit,
+            )
+
+        # Keras' own step on a distributed iterator: each replica takes its share
+        # of the batch (`train_on_batch` would give every replica all of it).
+        batches = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors((x, y)).repeat()
         )
+        iterator = iter(batches)
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+        model.make_train_function()
 
         def step():
-            return model.train_on_batch(x, y)
+            return {name: float(value) for name, value in
+                    model.train_function(iterator).items()}
 
         flops_per_image = 3 * 2 * macs
     peak_before = peak()
@@ -418,28 +438,31 @@ def main():
             for precision in args.precision:
                 for jit in args.jit:
                     for batch in batches:
-                        spec = dict(model=model, image_size=image_size, batch=batch,
-                                    mode=mode, precision=precision, jit=jit)
-                        result = measure_row(spec, args, passthrough,
-                                             official_passthrough)
-                        if result is not None:
-                            results.append(result)
-    headers = ["model", "size", "mode", "precision", "jit", "batch", "img/s", "step ms",
+                        for replicas in args.cpu_replicas if mode == "train" else [1]:
+                            spec = dict(model=model, image_size=image_size, batch=batch,
+                                        mode=mode, precision=precision, jit=jit,
+                                        replicas=replicas)
+                            result = measure_row(spec, args, passthrough,
+                                                 official_passthrough)
+                            if result is not None:
+                                results.append(result)
+    headers = ["model", "size", "mode", "precision", "jit", "batch", "replicas", "img/s",
+               "step ms",
                "G MACs/img", "GFLOP/s", "matmul peak GFLOP/s", "% of peak",
                "peak RSS MB", "load"]
     if args.compare_official:
-        headers[7:7] = ["official img/s", "vs official"]
+        headers[8:8] = ["official img/s", "vs official"]
     rows = []
     for r in results:
         row = [r["model"], r["image_size"], r["mode"], r["precision"], r["jit"], r["batch"],
-               f"{r['images_per_second']:.2f}", f"{r['step_ms']:.0f}", f"{r['macs'] / 1e9:.3f}",
+               str(r["replicas"]), f"{r['images_per_second']:.2f}", f"{r['step_ms']:.0f}", f"{r['macs'] / 1e9:.3f}",
                f"{r['gflops']:.1f}", f"{r['peak_gflops']:.1f}",
                f"{100 * r['gflops'] / r['peak_gflops']:.0f}%", f"{r['peak_rss_mb']:.0f}",
                r["load"]]
         if args.compare_official:
             official = r.get("official")
             runs = "/".join(f"{speed:.2f}" for speed in official["runs"]) if official else ""
-            row[7:7] = ([f"{official['images_per_second']:.2f} ({runs})",
+            row[8:8] = ([f"{official['images_per_second']:.2f} ({runs})",
                          f"{r['images_per_second'] / official['images_per_second']:.2f}x"]
                         if official else ["-", "-"])
         rows.append(row)

@@ -10,10 +10,12 @@ applies the decoupled weight decay.
 
 The formulas, the order (decay, then the Adam step) and every argument, the
 optimizer's variables and its config are those of `keras.optimizers.AdamW`;
-results agree to float32 rounding. Where the fused path does not apply it is
-the Keras optimizer unchanged: with fused ops off or on other backends,
-under a `tf.distribute` strategy, with `amsgrad`, or with gradient
-accumulation.
+results agree to float32 rounding. Under a `tf.distribute.MirroredStrategy`
+(several GPUs, or the logical CPU devices of `--cpu-replicas`) the gradients
+are all-reduced as Keras does and the fused loop then runs once per device on
+that device's copy of the variables. Where the fused path does not apply it is
+the Keras optimizer unchanged: with fused ops off or on other backends, under
+other strategies, with `amsgrad`, or with gradient accumulation.
 """
 
 import keras
@@ -50,7 +52,9 @@ class AdamW(keras.optimizers.AdamW):
             return False
         import tensorflow as tf
 
-        return not tf.distribute.has_strategy()
+        return not tf.distribute.has_strategy() or (
+            type(tf.distribute.get_strategy()) is tf.distribute.MirroredStrategy
+        )
 
     def _apply_weight_decay(self, variables):
         if not self._fused_update_applies():
@@ -60,12 +64,47 @@ class AdamW(keras.optimizers.AdamW):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not self._fused_update_applies():
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        indices = [self._get_variable_index(variable) for variable in trainable_variables]
+        import tensorflow as tf
+
+        step = ops.cast(self.iterations + 1, "float32")
+        learning_rate = ops.cast(learning_rate, "float32")
+        if not tf.distribute.has_strategy():
+            return self._fused_update(grads, trainable_variables, learning_rate, step)
+        variables = [_handle(variable) for variable in trainable_variables]
+        reduced = self._all_reduce_sum_gradients(list(zip(grads, variables)))
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._fused_update_per_device,
+            self._distribution_strategy,
+            [grad for grad, _ in reduced],
+            trainable_variables,
+            learning_rate,
+            step,
+        )
+
+    def _fused_update_per_device(self, distribution, grads, variables, learning_rate, step):
+        """Runs the fused update on each replica's copy of the variables."""
+        import tensorflow as tf
+
+        for index, device in enumerate(distribution.extended.worker_devices):
+
+            def local(value, index=index):
+                values = distribution.experimental_local_results(value)
+                return values[index] if len(values) > 1 else values[0]
+
+            with tf.device(device):
+                self._fused_update(
+                    [local(grad) for grad in grads], variables, local(learning_rate),
+                    local(step), local=local,
+                )
+
+    def _fused_update(self, grads, variables, learning_rate, step, local=lambda value: value):
+        """One fused call updating `variables` (and their moments) in place."""
+        indices = [self._get_variable_index(variable) for variable in variables]
         # Exclusions match the `tf.Variable`'s name ("norm/gamma:0"), as in
         # Keras' own TensorFlow weight decay.
         decay = tuple(
             self.weight_decay is not None and self._use_weight_decay(_handle(variable))
-            for variable in trainable_variables
+            for variable in variables
         )
         key = (tuple(indices), decay)
         if getattr(self, "_fused_key", None) != key:
@@ -73,11 +112,11 @@ class AdamW(keras.optimizers.AdamW):
             self._fused_function = _compile_update(self, decay)
         self._fused_function(
             list(grads),
-            [_handle(variable) for variable in trainable_variables],
-            [_handle(self._momentums[index]) for index in indices],
-            [_handle(self._velocities[index]) for index in indices],
-            ops.cast(learning_rate, "float32"),
-            ops.cast(self.iterations + 1, "float32"),
+            [local(_handle(variable)) for variable in variables],
+            [local(_handle(self._momentums[index])) for index in indices],
+            [local(_handle(self._velocities[index])) for index in indices],
+            learning_rate,
+            step,
         )
 
 

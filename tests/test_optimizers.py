@@ -120,3 +120,60 @@ def test_moving_average_against_numpy_and_finalized_into_the_model():
     assert not np.allclose(expected, values[-1])
     optimizer.finalize_variable_values([variable])
     np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6)
+
+
+def _train_mirrored_and_report():
+    """Run as a script: trains with both optimizers on two logical CPUs, prints JSON."""
+    import json
+
+    from keras_wavevit.recipes.distribute import configure_logical_cpus
+
+    devices = configure_logical_cpus(2)
+    strategy = tf.distribute.MirroredStrategy(devices)
+    results = {}
+    for name, make in (("fused", lambda: AdamW(**SETTINGS)),
+                       ("keras", lambda: keras.optimizers.AdamW(**SETTINGS))):
+        with strategy.scope():
+            optimizer = make()
+            optimizer.exclude_from_weight_decay(var_names=["norm", "bias"])
+            model = train(optimizer, steps=3)
+        results[name] = {
+            "weights": [weight.numpy().tolist() for weight in model.weights],
+            "replica_weights": [
+                [value.numpy().tolist() for value in strategy.experimental_local_results(
+                    weight.value)] for weight in model.weights
+            ],
+            "fused": hasattr(optimizer, "_fused_function"),
+            "iterations": int(optimizer.iterations.numpy()),
+        }
+    print(json.dumps(results))
+
+
+def test_mirrored_strategy_on_two_cpus_matches_keras_adamw():
+    """The fused update under MirroredStrategy: all-reduced, applied on every replica."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.test_optimizers"], cwd=root, capture_output=True,
+        text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert results["fused"]["fused"] and not results["keras"]["fused"]
+    assert results["fused"]["iterations"] == results["keras"]["iterations"] == 3
+    for mine, theirs, replicas in zip(results["fused"]["weights"], results["keras"]["weights"],
+                                      results["fused"]["replica_weights"]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+        assert len(replicas) == 2
+        np.testing.assert_array_equal(replicas[0], replicas[1])
+    # The weights moved (so the comparison is not trivial).
+    assert not np.allclose(results["fused"]["weights"][0],
+                           reference_adamw(steps=0).weights[0].numpy())
+
+
+if __name__ == "__main__":
+    _train_mirrored_and_report()
