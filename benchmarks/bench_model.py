@@ -85,9 +85,10 @@ def parse_args(argv=None):
                         help="jit_compile of the whole model (XLA).")
     parser.add_argument("--mode", nargs="+", default=["infer"], choices=("infer", "train"))
     parser.add_argument("--cpu-replicas", nargs="+", type=int, default=[1],
-                        help="Training steps data-parallel on this many CPU replicas "
-                        "(keras_wavevit.recipes.distribute.configure_cpu_replicas; the "
-                        "recipe's --cpu-replicas). Inference rows always run on 1.")
+                        help="Training steps data-parallel on this many CPU replicas: "
+                        "a MirroredStrategy over as many logical CPU devices, cores/N "
+                        "intra-op threads each (the matmul peak is then measured on "
+                        "those threads too). Inference rows always run on 1.")
     parser.add_argument("--fused", choices=("on", "off"), default="on",
                         help="The library's fused kernels (KERAS_WAVEVIT_FUSED_KERNELS).")
     parser.add_argument("--image-size", type=int, default=None,
@@ -272,6 +273,24 @@ def run_official_child(spec, args):
                 torch=torch.__version__, load=common.load_average())
 
 
+def cpu_replicas_strategy(replicas):
+    """The default strategy, or a MirroredStrategy over `replicas` logical CPUs.
+
+    Each replica's ops run on `cores // replicas` threads, `replicas` ops side
+    by side. Must run before TensorFlow starts (a fresh child process).
+    """
+    import tensorflow as tf
+
+    from keras_wavevit.recipes.distribute import configure_logical_cpus
+
+    if replicas == 1:
+        return tf.distribute.get_strategy()
+    cores = len(os.sched_getaffinity(0))
+    tf.config.threading.set_inter_op_parallelism_threads(replicas)
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // replicas))
+    return tf.distribute.MirroredStrategy(configure_logical_cpus(replicas))
+
+
 def run_child(spec, args):
     import resource
     import time
@@ -281,9 +300,7 @@ def run_child(spec, args):
     import keras_wavevit  # noqa: F401  (before TensorFlow, so its oneDNN default applies)
     import tensorflow as tf
     import keras
-    from keras_wavevit.recipes.distribute import configure_cpu_replicas
-
-    strategy = configure_cpu_replicas(spec.get("replicas", 1))
+    strategy = cpu_replicas_strategy(spec.get("replicas", 1))
 
     keras.mixed_precision.set_global_policy(spec["precision"])
     compute_dtype = tf.bfloat16 if spec["precision"] == "mixed_bfloat16" else tf.float32

@@ -230,11 +230,6 @@ class TrainConfig:
         _choice(tuple(JIT_COMPILE)),
     )
     strategy: str = _option("default", "tf.distribute strategy", RUNTIME, _choice(STRATEGIES))
-    cpu_replicas: int = _option(
-        1, "without a GPU: train data-parallel on this many CPU replicas (MirroredStrategy "
-        "over logical CPU devices, cores/N threads each; 2 keeps both cores of a 2-core "
-        "machine busy); needs a fresh process", RUNTIME, _integer(1),
-    )
     time_limit_minutes: float = _option(
         None, "stop after the first epoch past this wall-clock budget", RUNTIME,
         _number(0.0, open_low=True, optional=True),
@@ -269,12 +264,6 @@ class TrainConfig:
             raise ValueError(
                 "Pass either dataset (TFDS) or data_dir (image folder), not both; received "
                 f"dataset={self.dataset!r}, data_dir={self.data_dir!r}."
-            )
-        if self.cpu_replicas > 1 and self.strategy == "multiworker":
-            raise ValueError(
-                "cpu_replicas splits one machine's CPU under a mirrored strategy; it cannot "
-                f"be combined with strategy='multiworker'; received cpu_replicas="
-                f"{self.cpu_replicas}."
             )
         if self.time_budget_minutes is not None and self.time_limit_minutes is not None:
             raise ValueError(

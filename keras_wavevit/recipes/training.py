@@ -37,7 +37,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_framework_config
 
 from keras_wavevit.recipes import phases
-from keras_wavevit.recipes.distribute import configure_cpu_replicas, get_strategy, is_chief
+from keras_wavevit.recipes.distribute import get_strategy, is_chief
 from keras_wavevit.config import resolve_config
 from keras_wavevit.hardware import has_native_bfloat16
 from keras_wavevit.precision import dtype_policy_scope
@@ -79,20 +79,13 @@ def train(config=None, **overrides):
     started = time.time()
     config = (config or TrainConfig()).replace(**overrides)
     _check_backend(config)
-    distribution = _strategy(config)
     with global_settings(config):
+        distribution = get_strategy(config.strategy)
         state = RunState.open(config, chief=is_chief())
         try:
             return _run_phases(config, state, distribution, started)
         finally:
             state.close()
-
-
-def _strategy(config):
-    """The run's `tf.distribute` strategy; CPU replicas only where no GPU is visible."""
-    if config.cpu_replicas > 1 and not tf.config.list_physical_devices("GPU"):
-        return configure_cpu_replicas(config.cpu_replicas)
-    return get_strategy(config.strategy)
 
 
 def _check_backend(config):
@@ -105,7 +98,6 @@ def _check_backend(config):
         "plots=True (--plots: Grad-CAM)": config.plots,
         "crop_scale (--crop-scale: tf.image.crop_and_resize)": config.crop_scale is not None,
         f"strategy={config.strategy!r} (tf.distribute)": config.strategy != "default",
-        f"cpu_replicas={config.cpu_replicas} (tf.distribute)": config.cpu_replicas > 1,
     }
     chosen = [option for option, used in needs_tensorflow.items() if used]
     if chosen:

@@ -1,7 +1,6 @@
 """tf.distribute helpers: strategy names, TF_CONFIG parsing, chief, synchronised BN."""
 
 import json
-import os
 import re
 
 import keras
@@ -23,9 +22,6 @@ def fixed_model():
         (lambda: distribute.get_strategy("tpu"), r"Unknown strategy 'tpu'; expected one of \['default', 'mirrored', 'multiworker'\]"),
         (lambda: distribute.get_strategy("default", devices=["/cpu:0"]), r"devices is only used by the 'mirrored' strategy; received name='default'"),
         (lambda: distribute.configure_logical_cpus(0), r"num_devices must be a positive integer; received num_devices=0"),
-        (lambda: distribute.configure_cpu_replicas(0), r"num_replicas must be a positive integer; received num_replicas=0"),
-        (lambda: distribute.configure_cpu_replicas(True), r"num_replicas must be a positive integer; received num_replicas=True"),
-        (lambda: distribute.configure_cpu_replicas(len(os.sched_getaffinity(0)) + 1), r"num_replicas=\d+ is more than the \d+ cores this process may use"),
         (lambda: distribute.parse_tf_config("{not json"), r"TF_CONFIG must be JSON; received TF_CONFIG='\{not json'"),
         (lambda: distribute.parse_tf_config("[1, 2]"), r"TF_CONFIG must be a JSON object; received TF_CONFIG=\[1, 2\]"),
         (lambda: distribute.parse_tf_config({"task": {"type": "worker", "index": 0}}), r"non-empty 'cluster'.*received cluster=None"),
@@ -71,20 +67,3 @@ def test_synchronize_batch_norm_flag(fixed_model):
     assert all(layer.synchronized for layer in batch_norms)
     assert distribute.synchronize_batch_norm(fixed_model, False) == 7
     assert not any(layer.synchronized for layer in batch_norms)
-
-
-def test_cpu_replicas_one_is_the_default_strategy():
-    import tensorflow as tf
-
-    assert distribute.configure_cpu_replicas(1) is tf.distribute.get_strategy()
-
-
-def test_cpu_replicas_after_tensorflow_started_names_the_thread_pools():
-    import tensorflow as tf
-
-    tf.constant(1.0)  # TensorFlow has started (its thread pools are fixed)
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("needs 2 cores")
-    with pytest.raises(RuntimeError, match=r"Cannot set up 2 CPU replicas: TensorFlow already "
-                       r"started with thread pools .*fresh process"):
-        distribute.configure_cpu_replicas(2)

@@ -282,29 +282,6 @@ def test_multiworker_train_cli_writes_only_from_the_chief(tmp_path):
         assert [line.split(",")[0] for line in log.read().split()[1:]] == ["0", "1"]
 
 
-def test_train_cli_on_two_cpu_replicas(tmp_path):
-    """`keras-wavevit train --cpu-replicas 2`: two replicas, fused AdamW, a finished run."""
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("needs 2 cores")
-    from tests.recipes.train_child import micro_command, write_image_folder
-
-    images = write_image_folder(str(tmp_path / "images"))
-    output = str(tmp_path / "run")
-    completed = subprocess.run(
-        micro_command(images, output, "--cpu-replicas", "2", "--no-export"), cwd=REPO,
-        capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert f"2 replica(s). Output: {output}" in completed.stdout
-    with open(os.path.join(output, "summary.json")) as handle:
-        summary = json.load(handle)
-    assert summary["config"]["cpu_replicas"] == 2
-    assert summary["epochs_completed"] == 2 and 0.0 <= summary["val_accuracy"] <= 1.0
-    with open(os.path.join(output, "log.csv")) as log:
-        rows = [line.split(",") for line in log.read().split()[1:]]
-    assert [row[0] for row in rows] == ["0", "1"]
-
-
 if __name__ == "__main__":
     sys.path.insert(0, REPO)
     mode, target = sys.argv[1], sys.argv[2]

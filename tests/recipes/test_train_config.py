@@ -31,10 +31,6 @@ from keras_wavevit.recipes.train_config import TrainConfig
         ({"seed": -1}, "seed must be an integer >= 0 or None"),
         ({"ema_momentum": 1.0}, r"ema_momentum must be a finite number in \(0.0, 1.0\) or None"),
         ({"ema_momentum": 0.0}, "ema_momentum must be a finite number"),
-        ({"cpu_replicas": 0}, "cpu_replicas must be an integer >= 1; received cpu_replicas=0."),
-        ({"cpu_replicas": 2, "strategy": "multiworker"},
-         "cpu_replicas splits one machine's CPU under a mirrored strategy; it cannot be "
-         "combined with strategy='multiworker'; received cpu_replicas=2."),
     ],
 )
 def test_every_field_is_checked_on_creation(changes, message):
