@@ -237,8 +237,7 @@ def fit(config, state, data, network):
         f"{keras.config.dtype_policy().name}) on {data.splits.num_train} images, validating on "
         f"{data.splits.num_validation}, {data.splits.num_classes} classes, {config.epochs} "
         f"epochs of {data.steps_per_epoch} steps, batch {config.batch_size}, image size "
-        f"{data.image_size}, {network.distribute_strategy.num_replicas_in_sync} replica(s). "
-        f"Output: {state.output}"
+        f"{data.image_size}. Output: {state.output}"
     )
     network.fit(
         data.train, validation_data=data.validation, epochs=epochs, callbacks=callbacks,
