@@ -11,9 +11,9 @@ applies the decoupled weight decay.
 The formulas, the order (decay, then the Adam step) and every argument, the
 optimizer's variables and its config are those of `keras.optimizers.AdamW`;
 results agree to float32 rounding. Under a `tf.distribute.MirroredStrategy`
-(several GPUs, or logical CPU devices) the gradients
-are all-reduced as Keras does and the fused loop then runs once per device on
-that device's copy of the variables. Where the fused path does not apply it is
+(several GPUs, or logical CPU devices) the gradients are all-reduced as Keras
+does and the fused loop then runs once per device on that device's copy of the
+variables. Where the fused path does not apply it is
 the Keras optimizer unchanged: with fused ops off or on other backends, under
 other strategies, with `amsgrad`, or with gradient accumulation.
 """
