@@ -62,29 +62,20 @@ class AdamW(keras.optimizers.AdamW):
         # Otherwise the fused update applies it.
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if not self._fused_update_applies():
+        import tensorflow as tf
+
+        if not self._fused_update_applies() or tf.distribute.has_strategy():
+            # Under a strategy Keras all-reduces the gradients, then calls
+            # `_distributed_tf_update_step` (below) in cross-replica context.
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        self._fused_update(grads, trainable_variables, learning_rate)
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        if not self._fused_update_applies():
+            return super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
         import tensorflow as tf
 
-        step = ops.cast(self.iterations + 1, "float32")
-        learning_rate = ops.cast(learning_rate, "float32")
-        if not tf.distribute.has_strategy():
-            return self._fused_update(grads, trainable_variables, learning_rate, step)
-        variables = [_handle(variable) for variable in trainable_variables]
-        reduced = self._all_reduce_sum_gradients(list(zip(grads, variables)))
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            self._fused_update_per_device,
-            self._distribution_strategy,
-            [grad for grad, _ in reduced],
-            trainable_variables,
-            learning_rate,
-            step,
-        )
-
-    def _fused_update_per_device(self, distribution, grads, variables, learning_rate, step):
-        """Runs the fused update on each replica's copy of the variables."""
-        import tensorflow as tf
-
+        grads, variables = zip(*grads_and_vars)
         for index, device in enumerate(distribution.extended.worker_devices):
 
             def local(value, index=index):
@@ -92,13 +83,15 @@ class AdamW(keras.optimizers.AdamW):
                 return values[index] if len(values) > 1 else values[0]
 
             with tf.device(device):
-                self._fused_update(
-                    [local(grad) for grad in grads], variables, local(learning_rate),
-                    local(step), local=local,
-                )
+                self._fused_update([local(grad) for grad in grads], variables,
+                                   local(learning_rate), local=local)
 
-    def _fused_update(self, grads, variables, learning_rate, step, local=lambda value: value):
-        """One fused call updating `variables` (and their moments) in place."""
+    def _fused_update(self, grads, variables, learning_rate, local=lambda value: value):
+        """One fused call updating `variables` (and their moments) in place.
+
+        `local` picks one device's copy of a distributed value (identity
+        without a strategy).
+        """
         indices = [self._get_variable_index(variable) for variable in variables]
         # Exclusions match the `tf.Variable`'s name ("norm/gamma:0"), as in
         # Keras' own TensorFlow weight decay.
@@ -115,8 +108,8 @@ class AdamW(keras.optimizers.AdamW):
             [local(_handle(variable)) for variable in variables],
             [local(_handle(self._momentums[index])) for index in indices],
             [local(_handle(self._velocities[index])) for index in indices],
-            learning_rate,
-            step,
+            ops.cast(learning_rate, "float32"),
+            ops.cast(local(_handle(self.iterations)) + 1, "float32"),
         )
 
 
