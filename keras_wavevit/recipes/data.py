@@ -40,6 +40,14 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 MAX_LISTED = 10
 # Bytes read from the end of a file to find its format's end marker.
 _TAIL_BYTES = 1024
+# The batch pipelines run without tf.data's autotuning model: releasing an
+# iterator waits for the model's thread, which sleeps up to its optimisation
+# period (up to 60 s, growing while the iterator lives) instead of being woken.
+# Keras starts a new iterator every epoch, so one epoch in three of an hour's
+# run waited 15-55 s with the CPU idle (see BENCHMARKS.md). Without the model,
+# `AUTOTUNE` maps run on all cores and `AUTOTUNE` prefetch buffers still grow.
+_PIPELINE_OPTIONS = tf.data.Options()
+_PIPELINE_OPTIONS.autotune.enabled = False
 
 
 @dataclasses.dataclass
@@ -612,6 +620,7 @@ def train_pipeline(
         .batch(batch_size, drop_remainder=True)
         .map(augment, num_parallel_calls=AUTOTUNE if seed is None else None)
         .prefetch(AUTOTUNE)
+        .with_options(_PIPELINE_OPTIONS)
     )
 
 
@@ -642,4 +651,9 @@ def eval_pipeline(dataset, num_classes, batch_size, one_hot=True):
             labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
         return normalize_images(images), labels
 
-    return dataset.batch(batch_size).map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return (
+        dataset.batch(batch_size)
+        .map(prepare, num_parallel_calls=AUTOTUNE)
+        .prefetch(AUTOTUNE)
+        .with_options(_PIPELINE_OPTIONS)
+    )

@@ -152,6 +152,26 @@ def test_seeded_train_pipeline_repeats_its_batches(image_folder):
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
 
 
+def test_batch_pipelines_run_without_the_autotuning_model(image_folder):
+    # Releasing an iterator of an autotuned pipeline waits for the tuning
+    # thread's sleep (up to 60 s, measured 37 s with the CPU idle), and Keras
+    # releases one every epoch: the run's pipelines turn the model off, also
+    # as `fit` sees them (taken to the planned steps per epoch).
+    splits = data.load_image_folder(image_folder, image_size=SIZE, validation_fraction=1 / 3)
+    augment = augmentation.build_augmentation((SIZE, SIZE), seed=3)
+    pipelines = {
+        "seeded training": data.train_pipeline(splits.train, 3, 4, augmentation=augment, seed=3),
+        "unseeded training": data.train_pipeline(splits.train, 3, 4, augmentation=augment),
+        "evaluation": data.eval_pipeline(splits.validation, 3, 4),
+    }
+    for name, pipeline in pipelines.items():
+        for dataset in (pipeline, pipeline.take(2)):
+            assert dataset.options().autotune.enabled is False, name
+    assert tf.data.Dataset.range(2).options().autotune.enabled is not False  # TF's default
+    images, _ = next(iter(pipelines["unseeded training"]))
+    assert images.shape == (4, SIZE, SIZE, 3)  # AUTOTUNE maps still run without the model
+
+
 def test_eval_pipeline_checks_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         data.eval_pipeline(tf.data.Dataset.range(2), 2, batch_size=0)
