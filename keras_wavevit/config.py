@@ -14,9 +14,8 @@ import math
 import os
 import types
 
-from keras_wavevit.layers.blocks import STEM_STRIDES
+from keras_wavevit.layers.blocks import check_stem_strides
 from keras_wavevit.layers.checks import (
-    check_choice,
     check_positive,
     check_rate,
     check_size_multiple,
@@ -123,7 +122,7 @@ def _check_stage_values(config):
 
 def _check_scalars(config):
     check_positive(stem_hidden_dim=config.stem_hidden_dim)
-    check_choice("stem_stride", config.stem_stride, STEM_STRIDES)
+    check_stem_strides(config.stem_stride, config.stem_first_stride, prefix="stem_")
     check_rate("drop_path_rate", config.drop_path_rate)
 
 
@@ -167,6 +166,9 @@ class WaveViTConfig:
             each >= 1; stages 3-4 use standard attention and need 1.
         stem_hidden_dim: Channels of the stem convolutions.
         stem_stride: 4 (official) or 2 (small images such as CIFAR's).
+        stem_first_stride: Stride of the stem's first conv; `None` =
+            official (`stem_stride // 2`). With `stem_stride=2`, 2 runs the
+            stem's 3x3 convs on the half-size map (see `Stem`).
         drop_path_rate: Stochastic depth rate in [0, 1), rising linearly
             over the blocks from 0 to this value.
         input_shape: `(height, width, channels)`; `None` height or width
@@ -192,6 +194,7 @@ class WaveViTConfig:
     sr_ratios: tuple
     stem_hidden_dim: int
     stem_stride: int = 4
+    stem_first_stride: int = None
     drop_path_rate: float = 0.0
     input_shape: tuple = (224, 224, 3)
 

@@ -274,7 +274,7 @@ def WaveViT(
         name: Model name.
         **architecture: `WaveViTConfig` fields (`embed_dims`, `num_heads`,
             `mlp_ratios`, `depths`, `sr_ratios`, `stem_hidden_dim`,
-            `stem_stride`), when `config` is `None`.
+            `stem_stride`, `stem_first_stride`), when `config` is `None`.
 
     Returns:
         A `keras.Model`.
@@ -318,7 +318,7 @@ def WaveViT(
     x = InputCheck(config.input_multiple, channels=config.input_shape[-1],
                    name="input_check")(inputs)
     x = Stem(config.stem_hidden_dim, config.embed_dims[0], stride=config.stem_stride,
-             name="patch_embed1")(x)
+             first_stride=config.stem_first_stride, name="patch_embed1")(x)
     pyramid, stage4_map = _stages(x, config)
     model = keras.Model(inputs, _outputs(pyramid, stage4_map, config, head), name=name)
     if weights is not None:

@@ -104,6 +104,7 @@ def architecture_of(model):
         sr_ratios=[block.sr_ratio for block in firsts],
         stem_hidden_dim=stem.hidden_dim,
         stem_stride=stem.stride,
+        stem_first_stride=stem.first_stride,
         drop_path_rate=stages[-1][-1].drop_path_rate,
         input_shape=tuple(model.input_shape[1:]),
     )

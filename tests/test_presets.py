@@ -49,6 +49,16 @@ def test_round_trip_gives_the_same_model(classifier, preset_dir):
         std=list(keras_wavevit.IMAGENET_STD), crop_pct=0.96, interpolation="bicubic")
 
 
+def test_architecture_keeps_where_the_stem_downsamples():
+    model = keras_wavevit.WaveViT(**{**MICRO_CLASSIFIER, "stem_first_stride": 2})
+    stem = model.get_layer("patch_embed1")
+    assert (stem.conv_layers[1].strides, stem.proj.strides) == ((2, 2), (1, 1))
+    config = presets.architecture_of(model)[0]
+    assert config.stem_first_stride == 2
+    assert presets.architecture_of(keras_wavevit.WaveViT(**MICRO_CLASSIFIER))[0].stem_first_stride is None
+    assert keras_wavevit.WaveViT(config, num_classes=3).count_params() == model.count_params()
+
+
 def test_directory_has_the_keras_hub_layout(preset_dir):
     assert sorted(os.listdir(preset_dir)) == [
         "class_names.json", "config.json", "image_converter.json", "metadata.json",

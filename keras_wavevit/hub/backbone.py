@@ -40,7 +40,8 @@ class WaveViTBackbone(FeaturePyramidBackbone):
 
     Args:
         embed_dims, num_heads, mlp_ratios, depths, sr_ratios,
-            stem_hidden_dim, stem_stride, drop_path_rate, input_shape: The
+            stem_hidden_dim, stem_stride, stem_first_stride, drop_path_rate,
+            input_shape: The
             `keras_wavevit.WaveViTConfig` fields (checked there).
         dtype: The dtype policy of the backbone.
         **kwargs: Standard `keras.Model` arguments (`name`, `trainable`).
@@ -69,6 +70,7 @@ class WaveViTBackbone(FeaturePyramidBackbone):
         sr_ratios,
         stem_hidden_dim,
         stem_stride=4,
+        stem_first_stride=None,
         drop_path_rate=0.0,
         input_shape=(None, None, 3),
         dtype=None,
@@ -77,7 +79,8 @@ class WaveViTBackbone(FeaturePyramidBackbone):
         config = WaveViTConfig(
             embed_dims=embed_dims, num_heads=num_heads, mlp_ratios=mlp_ratios,
             depths=depths, sr_ratios=sr_ratios, stem_hidden_dim=stem_hidden_dim,
-            stem_stride=stem_stride, drop_path_rate=drop_path_rate, input_shape=input_shape,
+            stem_stride=stem_stride, stem_first_stride=stem_first_stride,
+            drop_path_rate=drop_path_rate, input_shape=input_shape,
         )
         with dtype_policy_scope(dtype):  # every layer of the model under `dtype`
             model = WaveViT(config, include_top=False)

@@ -26,6 +26,7 @@ LAYER_CASES = [
     ),
     (Stem, dict(hidden_dim=8, dim=16), (2, 16, 24, 3), (2, 4, 6, 16)),
     (Stem, dict(hidden_dim=8, dim=16, stride=2), (2, 16, 8, 3), (2, 8, 4, 16)),
+    (Stem, dict(hidden_dim=8, dim=16, stride=2, first_stride=2), (2, 16, 8, 3), (2, 8, 4, 16)),
     (DownSample, dict(dim=32), (2, 8, 6, 16), (2, 4, 3, 32)),
     (DepthwiseConvGELU, dict(kernel_size=3, padding="same"), (2, 4, 6, 8), (2, 4, 6, 8)),
 ]
@@ -167,11 +168,60 @@ def test_epsilons_and_momentum_match_the_official_model():
     assert class_block.norm1.epsilon == class_block.norm2.epsilon == 1e-6
 
 
+def _conv_reference(x, kernel, stride):
+    """A bias-free 'same'-padded (kernel // 2) strided convolution in float64."""
+    size = kernel.shape[0]
+    padded = np.pad(x, ((0, 0), (size // 2,) * 2, (size // 2,) * 2, (0, 0)))
+    height = (x.shape[1] - 1) // stride + 1
+    width = (x.shape[2] - 1) // stride + 1
+    out = np.zeros((x.shape[0], height, width, kernel.shape[-1]))
+    for i in range(size):
+        for j in range(size):
+            window = padded[:, i : i + stride * height : stride, j : j + stride * width : stride]
+            out += window @ kernel[i, j]
+    return out
+
+
+def _stem_reference(stem, x, first_stride, proj_stride):
+    """The stem in float64: conv-BN-ReLU x3 (inference statistics), projection, LayerNorm."""
+    weights = {w.path.split("/", 1)[1]: np.asarray(w, np.float64) for w in stem.weights}
+    for index, stride in enumerate((first_stride, 1, 1)):
+        x = _conv_reference(x, weights[f"conv{index}/kernel"], stride)
+        bn = {name: weights[f"bn{index}/{name}"] for name in ("gamma", "beta", "moving_mean", "moving_variance")}
+        x = (x - bn["moving_mean"]) / np.sqrt(bn["moving_variance"] + stem.conv_layers[2].epsilon)
+        x = np.maximum(x * bn["gamma"] + bn["beta"], 0.0)
+    x = _conv_reference(x, weights["proj/kernel"], proj_stride) + weights["proj/bias"]
+    x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + stem.norm.epsilon)
+    return x * weights["norm/gamma"] + weights["norm/beta"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, strides",
+    [(dict(stride=4), (2, 2)), (dict(stride=2), (1, 2)), (dict(stride=2, first_stride=2), (2, 1))],
+)
+def test_stem_matches_a_float64_reference(kwargs, strides):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 16, 8, 3))
+    stem = Stem(hidden_dim=4, dim=8, **kwargs)
+    stem(x.astype("float32"))
+    stem.set_weights(
+        [
+            rng.uniform(0.5, 2.0, w.shape) if "variance" in w.path
+            else rng.normal(size=w.shape) / np.sqrt(np.prod(w.shape[:-1]) if len(w.shape) > 1 else 1)
+            for w in stem.weights
+        ]
+    )
+    out = np.asarray(stem(x.astype("float32"), training=False))
+    np.testing.assert_allclose(out, _stem_reference(stem, x, *strides), atol=1e-4)
+
+
 CONSTRUCTOR_CASES = [
     (lambda: Stem(hidden_dim=0, dim=16), r"hidden_dim must be a positive integer; received hidden_dim=0"),
     (lambda: Stem(hidden_dim=8, dim=0), r"dim must be a positive integer; received dim=0"),
     (lambda: Stem(hidden_dim=8, dim=16, stride=8), r"stride must be one of \(2, 4\); received stride=8"),
     (lambda: Stem(hidden_dim=8, dim=16, stride=4.0), r"stride must be one of \(2, 4\); received stride=4.0"),
+    (lambda: Stem(hidden_dim=8, dim=16, stride=4, first_stride=1), r"first_stride must be None or one of \(2,\) with stride=4; received first_stride=1"),
+    (lambda: Stem(hidden_dim=8, dim=16, stride=2, first_stride=4), r"first_stride must be None or one of \(1, 2\) with stride=2; received first_stride=4"),
     (lambda: DownSample(dim=0), r"dim must be a positive integer; received dim=0"),
     (lambda: MixFFN(dim=16, hidden_dim=0), r"hidden_dim must be a positive integer; received hidden_dim=0"),
     (lambda: MixFFN(dim=2.5, hidden_dim=8), r"dim must be a positive integer; received dim=2.5"),
