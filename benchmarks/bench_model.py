@@ -26,7 +26,8 @@ before and just after the Keras one, and adds its images/s (the mean of the
 two; both are shown) and our ratio to it (`vs official`). The official model is `wavevit_s/b/l` for `small/base/large`
 and the official `WaveViT` class with the same dims/heads/depths/ratios for the
 32x32 configurations (for a stem stride of 2, the first stem convolution's
-stride is set to 1, which is what this library's `stem_stride=2` does).
+stride is set to 1, which is what this library's `stem_stride=2` does; with
+`stem_first_stride=2` it stays 2 and the projection's becomes 1).
 Training is one AdamW step (`zero_grad`, forward, cross-entropy, backward,
 step); `mixed_bfloat16` is `torch.autocast("cpu", torch.bfloat16)`. torch is
 not a dependency of the project: pass `--official-python` to run the official
@@ -231,10 +232,13 @@ def build_official(name, official_dir):
         depths=config["depths"], sr_ratios=config["sr_ratios"],
         drop_path_rate=config.get("drop_path_rate", 0.0),
     )
-    if config.get("stem_stride", 4) == 2:
-        first_conv = next(m for m in model.patch_embed1.modules()
-                          if isinstance(m, torch.nn.Conv2d))
-        first_conv.stride = (1, 1)
+    stem_stride = config.get("stem_stride", 4)
+    first_stride = config.get("stem_first_stride") or stem_stride // 2
+    first_conv = next(m for m in model.patch_embed1.modules()
+                      if isinstance(m, torch.nn.Conv2d))
+    first_conv.stride = (first_stride, first_stride)
+    proj_stride = stem_stride // first_stride
+    model.patch_embed1.proj.stride = (proj_stride, proj_stride)
     return model
 
 
