@@ -1,8 +1,8 @@
-"""The optimizer's share of a training step: Keras AdamW, the one-loop AdamW, SGD.
+"""The optimizer's share of a training step: Keras AdamW, the fused-kernel AdamW, SGD.
 
 Three copies of one Wave-ViT are compiled in one process, identical but for
 the optimizer: `keras.optimizers.AdamW`, `keras_wavevit.optimizers.AdamW`
-(the same update as one fused XLA loop) and plain `keras.optimizers.SGD`
+(the same update with TensorFlow's fused Adam kernel per variable) and plain `keras.optimizers.SGD`
 (the cheapest update there is: the floor for any optimizer). Their
 `train_on_batch` steps on one fixed batch are timed round-robin; medians.
 

@@ -1,32 +1,33 @@
-"""AdamW whose whole update is one fused loop per step on TensorFlow.
+"""AdamW that updates each variable with TensorFlow's fused Adam kernel.
 
 `keras.optimizers.AdamW` updates each variable with about twenty small graph
 ops (decay, two moment updates, the step) plus a handful of scalar ops. A
 Wave-ViT has a few hundred variables, most of them small (biases, norms), so
 on a CPU the optimizer's cost is thousands of op dispatches per step rather
-than arithmetic. This `AdamW` computes the same update, for every variable at
-once, in one XLA-compiled function (`keras_wavevit.fused_ops`), which also
-applies the decoupled weight decay.
+than arithmetic. This `AdamW` computes the same update with one
+`ResourceApplyAdam` kernel per variable (TensorFlow's own Adam loop: both
+moments and the step in one pass) and, for decayed variables, one
+`ResourceApplyGradientDescent` for the decoupled weight decay. The step's
+scalars (learning rate, bias corrections) are computed once per dtype.
 
 The formulas, the order (decay, then the Adam step) and every argument, the
 optimizer's variables and its config are those of `keras.optimizers.AdamW`;
 results agree to float32 rounding. Under a `tf.distribute.MirroredStrategy`
 (several GPUs, or logical CPU devices) the gradients are all-reduced as Keras
-does and the fused loop then runs once per device on that device's copy of the
-variables. Where the fused path does not apply it is
-the Keras optimizer unchanged: with fused ops off or on other backends, under
-other strategies, with `amsgrad`, or with gradient accumulation.
+does and the kernels then run on each device's copy of the variables. Where
+this path does not apply it is the Keras optimizer unchanged: with fused ops
+off (`keras_wavevit.fused_ops(False)`) or on other backends, under other
+strategies, with `amsgrad`, or with gradient accumulation.
 """
 
 import keras
-from keras import ops
 
 from keras_wavevit.layers.fusion import fused_ops_enabled
 
 
 @keras.saving.register_keras_serializable(package="keras_wavevit")
 class AdamW(keras.optimizers.AdamW):
-    """`keras.optimizers.AdamW`, updated in one fused loop on TensorFlow.
+    """`keras.optimizers.AdamW`, one fused Adam kernel per variable on TensorFlow.
 
     Takes the arguments of `keras.optimizers.AdamW` (learning rate or
     schedule, weight decay and its exclusions, betas, epsilon, clipping,
@@ -87,30 +88,41 @@ class AdamW(keras.optimizers.AdamW):
                                    local(learning_rate), local=local)
 
     def _fused_update(self, grads, variables, learning_rate, local=lambda value: value):
-        """One fused call updating `variables` (and their moments) in place.
+        """Updates `variables` (and their moments) in place: decay, then Adam.
 
         `local` picks one device's copy of a distributed value (identity
         without a strategy).
         """
-        indices = [self._get_variable_index(variable) for variable in variables]
-        # Exclusions match the `tf.Variable`'s name ("norm/gamma:0"), as in
-        # Keras' own TensorFlow weight decay.
-        decay = tuple(
-            self.weight_decay is not None and self._use_weight_decay(_handle(variable))
-            for variable in variables
-        )
-        key = (tuple(indices), decay)
-        if getattr(self, "_fused_key", None) != key:
-            self._fused_key = key
-            self._fused_function = _compile_update(self, decay)
-        self._fused_function(
-            list(grads),
-            [local(_handle(variable)) for variable in variables],
-            [local(_handle(self._momentums[index])) for index in indices],
-            [local(_handle(self._velocities[index])) for index in indices],
-            ops.cast(learning_rate, "float32"),
-            ops.cast(local(_handle(self.iterations)) + 1, "float32"),
-        )
+        import tensorflow as tf
+
+        step = tf.cast(local(_handle(self.iterations)) + 1, "float32")
+        scalars = {}
+        for grad, variable in zip(grads, variables):
+            index = self._get_variable_index(variable)
+            target = local(_handle(variable))
+            dtype = target.dtype
+            if dtype not in scalars:
+                scalars[dtype] = _step_scalars(self, learning_rate, step, dtype)
+            lr, beta_1_power, beta_2_power, beta_1, beta_2, epsilon, weight_decay = scalars[dtype]
+            # Exclusions match the `tf.Variable`'s name ("norm/gamma:0"), as in
+            # Keras' own TensorFlow weight decay.
+            if self.weight_decay is not None and self._use_weight_decay(_handle(variable)):
+                # variable -= lr * (variable * weight_decay), Keras' decay.
+                tf.raw_ops.ResourceApplyGradientDescent(
+                    var=target.handle, alpha=lr, delta=target.read_value() * weight_decay
+                )
+            tf.raw_ops.ResourceApplyAdam(
+                var=target.handle,
+                m=local(_handle(self._momentums[index])).handle,
+                v=local(_handle(self._velocities[index])).handle,
+                beta1_power=beta_1_power,
+                beta2_power=beta_2_power,
+                lr=lr,
+                beta1=beta_1,
+                beta2=beta_2,
+                epsilon=epsilon,
+                grad=tf.cast(grad, dtype),
+            )
 
 
 def _handle(variable):
@@ -118,30 +130,23 @@ def _handle(variable):
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
-def _compile_update(optimizer, decay):
-    """One XLA function updating every variable: decay, moments, step."""
+def _step_scalars(optimizer, learning_rate, step, dtype):
+    """Learning rate, bias corrections and constants of one step, in `dtype`.
+
+    `ResourceApplyAdam` computes Keras' step size from them,
+    `lr * sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)`.
+    """
     import tensorflow as tf
 
-    beta_1, beta_2 = optimizer.beta_1, optimizer.beta_2
-    epsilon, weight_decay = optimizer.epsilon, optimizer.weight_decay
-
-    def update(grads, variables, momentums, velocities, learning_rate, step):
-        for grad, variable, m, v, decayed in zip(grads, variables, momentums, velocities, decay):
-            dtype = variable.dtype
-            lr = tf.cast(learning_rate, dtype)
-            local_step = tf.cast(step, dtype)
-            alpha = lr * tf.sqrt(1 - tf.cast(beta_2, dtype) ** local_step) / (
-                1 - tf.cast(beta_1, dtype) ** local_step
-            )
-            grad = tf.cast(grad, dtype)
-            value = variable.read_value()
-            if decayed:
-                value = value - value * tf.cast(weight_decay, dtype) * lr
-            m_value, v_value = m.read_value(), v.read_value()
-            m_value = m_value + (grad - m_value) * (1 - beta_1)
-            v_value = v_value + (tf.square(grad) - v_value) * (1 - beta_2)
-            m.assign(m_value)
-            v.assign(v_value)
-            variable.assign(value - (m_value * alpha) / (tf.sqrt(v_value) + epsilon))
-
-    return tf.function(update, jit_compile=True, autograph=False)
+    beta_1 = tf.cast(optimizer.beta_1, dtype)
+    beta_2 = tf.cast(optimizer.beta_2, dtype)
+    local_step = tf.cast(step, dtype)
+    return (
+        tf.cast(learning_rate, dtype),
+        tf.pow(beta_1, local_step),
+        tf.pow(beta_2, local_step),
+        beta_1,
+        beta_2,
+        tf.cast(optimizer.epsilon, dtype),
+        tf.cast(optimizer.weight_decay or 0.0, dtype),
+    )
