@@ -2,9 +2,10 @@
 
 Three copies of one Wave-ViT are compiled in one process, identical but for
 the optimizer: `keras.optimizers.AdamW`, `keras_wavevit.optimizers.AdamW`
-(the same update with TensorFlow's fused Adam kernel per variable) and plain `keras.optimizers.SGD`
-(the cheapest update there is: the floor for any optimizer). Their
-`train_on_batch` steps on one fixed batch are timed round-robin; medians.
+(the same update with TensorFlow's fused Adam kernel per variable) and
+plain `keras.optimizers.SGD` (the cheapest update there is: the floor for
+any optimizer). Their `train_on_batch` steps on one fixed batch are timed
+round-robin; medians.
 
 With `--ema M`, two more copies keep a moving average of the weights
 (`use_ema=True`, momentum M; Keras updates it, one assign per variable).
