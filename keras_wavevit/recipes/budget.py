@@ -38,6 +38,10 @@ from keras_wavevit.recipes.network import learning_rate_schedule
 # network on a 2-core CPU (about 25 s and 10 s) and rounded up.
 EXPORT_RESERVE_SECONDS = 40.0
 FIGURES_RESERVE_SECONDS = 15.0
+# Traces the final evaluation pays, on the reloaded best checkpoint: its test
+# step, and its predict step at the validation batch size and again at the
+# test-time views' (Keras then relaxes the batch dimension).
+EVALUATION_TRACES = 3
 # A re-plan may grow a run up to this many times its first plan's epochs
 # (the bound `fit` runs with): the probe has been seen 25% pessimistic.
 GROWTH_LIMIT = 2
@@ -61,6 +65,8 @@ class Timings:
         validation_seconds: One full validation pass, its tracing included.
         checkpoint_seconds: The model files written after every epoch
             (best checkpoint and backup).
+        validation_tracing_seconds: The part of `validation_seconds` its
+            first batch took beyond a traced one (tracing the test step).
     """
 
     elapsed_seconds: float
@@ -68,6 +74,7 @@ class Timings:
     step_seconds: float
     validation_seconds: float
     checkpoint_seconds: float
+    validation_tracing_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +162,16 @@ def _step_seconds(epoch_seconds, timings, steps_per_epoch):
 
 
 def _after_training_seconds(timings, export, plots, evaluation_passes):
-    """The final evaluation, `final.keras`, and the figure and export reserves."""
-    return (evaluation_passes * timings.validation_seconds + timings.checkpoint_seconds / 2.0
+    """The final evaluation, `final.keras`, and the figure and export reserves.
+
+    The evaluation reloads the best checkpoint and traces its steps again
+    (`EVALUATION_TRACES`); its passes run at a traced pass's speed, one
+    more pass counted for the inference-speed measurement (at most a pass).
+    """
+    tracing = timings.validation_tracing_seconds
+    evaluation = ((evaluation_passes + 1) * (timings.validation_seconds - tracing)
+                  + EVALUATION_TRACES * tracing)
+    return (evaluation + timings.checkpoint_seconds / 2.0
             + (EXPORT_RESERVE_SECONDS if export else 0.0)
             + (FIGURES_RESERVE_SECONDS if plots else 0.0))
 
@@ -167,8 +182,10 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
 
     Time left after what is already spent goes to: the real network's
     first (tracing) step, per epoch a validation pass and the checkpoints,
-    after training one more validation pass (the evaluation) and the
-    reserves for figures and export; the rest is training steps, split into
+    after training the evaluation (`evaluation_passes` validation passes,
+    one for the inference speed, the traces of the reloaded best
+    checkpoint) and the reserves for figures and export; the rest is
+    training steps, split into
     as few epochs of at most `full_steps_per_epoch` steps as they fill.
 
     Args:
@@ -178,7 +195,8 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
         export: Whether the run exports a SavedModel.
         plots: Whether the run draws its figures.
         evaluation_passes: Passes over the validation data after training
-            (3 when the evaluation also averages with mirror images).
+            (3 when the evaluation also averages with mirror images, 11 with
+            mirror images and shifts).
 
     Returns:
         A `BudgetPlan`.
@@ -193,7 +211,7 @@ def plan_run(budget_minutes, timings, full_steps_per_epoch, export=True, plots=T
     ...     step_seconds=0.5, validation_seconds=5.0, checkpoint_seconds=1.0)
     >>> plan = plan_run(10.0, timings, full_steps_per_epoch=100, export=False, plots=False)
     >>> plan.epochs, plan.steps_per_epoch
-    (10, 98)
+    (10, 97)
     """
     if timings.step_seconds <= 0 or min(dataclasses.asdict(timings).values()) < 0:
         raise ValueError(f"Timings must be positive; received {timings}.")
@@ -286,6 +304,7 @@ def measure(probe, train_data, validation_data, validation_batches, started):
         step_seconds=train_clock.step_seconds(skip=PROBE_WARMUP_STEPS),
         validation_seconds=first_test + test_step * max(0, validation_batches - 1),
         checkpoint_seconds=checkpoint,
+        validation_tracing_seconds=max(0.0, first_test - test_step),
     )
 
 
@@ -318,9 +337,10 @@ def replan(plan, elapsed_seconds, epochs_done, epoch_seconds, export=True, plots
 
     >>> timings = Timings(0.0, 0.0, 1.0, validation_seconds=10.0, checkpoint_seconds=2.0)
     >>> plan = BudgetPlan(10.0, 8, 60, 9.9, dataclasses.asdict(timings))
-    >>> # 289 s left: 3 epochs of 75 s (60 steps of 1.05 s, 12 s of validation
-    >>> # and checkpoints), then 64 s: a last epoch of 49 steps.
-    >>> replan(plan, elapsed_seconds=300.0, epochs_done=4, epoch_seconds=75.0,
+    >>> # 289 s left (21 s go to the evaluation and final.keras): 3 epochs of 75 s
+    >>> # (60 steps of 1.05 s, 12 s of validation and checkpoints), then 64 s: a
+    >>> # last epoch of 49 steps.
+    >>> replan(plan, elapsed_seconds=290.0, epochs_done=4, epoch_seconds=75.0,
     ...        export=False, plots=False)
     469
     """

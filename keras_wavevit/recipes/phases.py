@@ -23,7 +23,6 @@ from keras_wavevit.recipes import augmentation as augmentation_lib
 from keras_wavevit.recipes import budget as budget_lib
 from keras_wavevit.recipes import callbacks as callbacks_lib
 from keras_wavevit.recipes import data as data_lib
-from keras_wavevit.recipes import evaluation as evaluation_lib
 from keras_wavevit.recipes.network import build_model, compile_network
 
 # Pixels of the diagonal test-time shifts scored after runs trained with
@@ -31,6 +30,8 @@ from keras_wavevit.recipes.network import build_model, compile_network
 # with 1-pixel shifts scored 86.4% against 86.0% with flips alone (2-pixel
 # shifts along the axes: 86.4%).
 TEST_TIME_SHIFT = 1
+# Images per batch of the test-time views (each view one `predict_on_batch`).
+TEST_TIME_BATCH_SIZE = 256
 
 
 class TrainingDiverged(ValueError):
@@ -260,13 +261,10 @@ def evaluation_shift(config):
 
 def _evaluation_passes(config):
     """Passes over the validation data after training: `model.evaluate`'s,
-    then one per view of each test-time average (`evaluate`)."""
-    passes = 1
-    if config.flip:
-        passes += test_time.view_count(flip=True)
-    if evaluation_shift(config):
-        passes += test_time.view_count(flip=config.flip, shift=evaluation_shift(config))
-    return passes
+    then one per test-time view (`evaluate` scores each view once for all
+    its averages)."""
+    flip, shift = bool(config.flip), evaluation_shift(config)
+    return 1 + (test_time.view_count(flip=flip, shift=shift) if flip or shift else 0)
 
 
 def _store_replan(state, plan, epochs_done):
@@ -350,27 +348,53 @@ def evaluate(data, model, flip_average=False, shift_average=0):
         f"{result['val_top5_accuracy']:.4f}; inference "
         f"{result['inference_images_per_second']:.1f} images/s."
     )
-    averages = []  # (summary key, shift, what is averaged)
+    averages = []  # (summary key, what is averaged)
     if flip_average:
-        averages.append(("flip", 0, "mirror images"))
+        averages.append(("flip", "mirror images"))
     if shift_average:
         mirrors = "mirror images and " if flip_average else ""
-        averages.append(("shift", shift_average, f"{mirrors}{shift_average}-pixel shifts"))
-    for name, shift, views in averages:
-        accuracy = _test_time_accuracy(data, model, flip_average, shift)
-        result[f"val_accuracy_{name}_averaged"] = accuracy
-        print(f"Validation accuracy averaged with {views}: {accuracy:.4f}.")
+        averages.append(("shift", f"{mirrors}{shift_average}-pixel shifts"))
+    if averages:
+        accuracies = _test_time_accuracies(data, model, flip_average, shift_average)
+        for name, views in averages:
+            result[f"val_accuracy_{name}_averaged"] = accuracies[name]
+            print(f"Validation accuracy averaged with {views}: {accuracies[name]:.4f}.")
     return result
 
 
-def _test_time_accuracy(data, model, flip, shift):
-    """Top-1 validation accuracy of `evaluation.averaged_over_views` scores."""
-    # NumPy batches: other backends' models take no TensorFlow tensors.
-    predict = evaluation_lib.averaged_over_views(
-        lambda images: model.predict_on_batch(np.asarray(images)), flip=flip, shift=shift)
-    normalized = data.splits.validation.map(
-        lambda image, label: (data_lib.normalize_images(image), label))
-    return evaluation_lib.evaluate(predict, normalized, data.splits.num_classes)["top1"]
+def _test_time_accuracies(data, model, flip, shift):
+    """Top-1 validation accuracies of test-time averages, each view scored once.
+
+    The views are `test_time.views(images, flip, shift)`: the image, its
+    shifts, then the mirror image of each. `flip` averages the image and
+    its mirror image, `shift` all the views (the scores `evaluate` and
+    `evaluation.averaged_over_views` give).
+
+    Returns:
+        A dict: the accuracy of the `flip` average (with `flip`) and of the
+        `shift` average (with `shift`).
+    """
+    count = test_time.view_count(flip, shift)
+    subsets = {}
+    if flip:
+        subsets["flip"] = [0, count // 2]  # the image and its mirror image
+    if shift:
+        subsets["shift"] = list(range(count))
+    correct, total = dict.fromkeys(subsets, 0), 0
+    for images, labels in data.splits.validation.map(_normalized).batch(TEST_TIME_BATCH_SIZE):
+        # NumPy batches: other backends' models take no TensorFlow tensors.
+        scores = np.stack([np.asarray(model.predict_on_batch(np.asarray(view)), "float32")
+                           for view in test_time.views(images, flip, shift)])
+        labels = labels.numpy()
+        for name, subset in subsets.items():
+            predicted = np.argmax(np.mean(scores[subset], axis=0), axis=-1)
+            correct[name] += int(np.sum(predicted == labels))
+        total += len(labels)
+    return {name: correct[name] / total for name in subsets}
+
+
+def _normalized(image, label):
+    return data_lib.normalize_images(image), label
 
 
 def figures(state, data, model):

@@ -224,6 +224,15 @@ def test_mixed_bfloat16_run_with_every_augmentation_trains_and_exports(
     result = json.load(open(os.path.join(evaluated, "evaluation.json"), encoding="utf-8"))
     assert result["shift_average"] == 1 and result["count"] == 6
     assert result["top1"] == pytest.approx(summary["val_accuracy_shift_averaged"], abs=1e-6)
+    # Its flip average comes from the same scored views: the image and its mirror image.
+    flipped = str(tmp_path / "flipped")
+    assert cli.main(
+        ["evaluate", os.path.join(output, "best.keras"), "--data-dir", image_folder,
+         "--subset", "validation", "--validation-fraction", "0.25", "--flip-average",
+         "--output", flipped]
+    ) == 0
+    result = json.load(open(os.path.join(flipped, "evaluation.json"), encoding="utf-8"))
+    assert result["top1"] == pytest.approx(summary["val_accuracy_flip_averaged"], abs=1e-6)
     serve = tf.saved_model.load(summary["saved_model"]).signatures["serving_default"]
     probabilities = serve(images=tf.zeros((2, 32, 32, 3), tf.uint8))["probabilities"]
     assert probabilities.dtype == tf.float32
