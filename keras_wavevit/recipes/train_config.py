@@ -189,6 +189,11 @@ class TrainConfig:
     drop_path_rate: float = _option(
         None, "stochastic depth (default: the model's)", RECIPE, _number(0.0, 1.0, optional=True)
     )
+    regularize_from_epochs: int = _option(
+        0, "train with random erasing and stochastic depth only when the run has at least "
+        "this many epochs (with a time budget: its plan's); a shorter run turns both off "
+        "and says so (0 = always keep them)", RECIPE, _integer(0),
+    )
     ema_momentum: float = _option(
         None, "keep a moving average of the weights (EMA) with this momentum, e.g. 0.999; "
         "validation, the best checkpoint and the export use the averaged weights "

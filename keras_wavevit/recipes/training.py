@@ -112,6 +112,7 @@ def _run_phases(config, state, distribution, started):
     image_size = config.image_size or tuple(resolve_config(config.model).input_shape[:2])
     data = phases.load_data(config, image_size)
     config, data = phases.plan_time_budget(config, state, data, distribution, started)
+    config, data = phases.match_regularization_to_epochs(config, data)
     if not state.done("fit"):
         phases.fit(config, state, data, phases.build_network(config, data, distribution))
     if not state.chief:

@@ -29,6 +29,7 @@ from keras_wavevit.recipes.train_config import TrainConfig
         ({"verbose": 3}, "verbose must be one of"),
         ({"flip": "yes"}, "flip must be True or False; received flip='yes'."),
         ({"seed": -1}, "seed must be an integer >= 0 or None"),
+        ({"regularize_from_epochs": -1}, "regularize_from_epochs must be an integer >= 0;"),
         ({"ema_momentum": 1.0}, r"ema_momentum must be a finite number in \(0.0, 1.0\) or None"),
         ({"ema_momentum": 0.0}, "ema_momentum must be a finite number"),
     ],

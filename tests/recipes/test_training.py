@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_wavevit import cli
+from keras_wavevit.layers.blocks import Block
 from keras_wavevit.recipes import callbacks, network
 from tests.recipes.train_child import CLASSES, MICRO_MODEL, write_image_folder
 
@@ -82,6 +83,7 @@ def trained_run(image_folder, tmp_path_factory):
             "train", "--data-dir", image_folder, "--model", MICRO_MODEL,
             "--epochs", "2", "--steps-per-epoch", "1", "--batch-size", "4",
             "--validation-fraction", "0.25", "--warmup-epochs", "0.5",
+            "--erasing", "0.5", "--regularize-from-epochs", "3",
             "--output", output, "--seed", "0", "--verbose", "0",
         ]
     )
@@ -112,8 +114,13 @@ def test_two_step_cli_run_writes_checkpoint_log_figures_and_saved_model(trained_
     assert 0.0 <= summary["val_accuracy"] <= 1.0
     assert summary["saved_model_answer"]["predicted"] in CLASSES
 
+    # 2 epochs, fewer than --regularize-from-epochs 3: trained without erasing
+    # and without the micro model's stochastic depth (0.1 at its last block).
+    assert summary["config"]["erasing"] == 0.0 and summary["config"]["drop_path_rate"] == 0.0
     model = keras.saving.load_model(os.path.join(trained_run, "best.keras"))
     assert model.output_shape == (None, 3)
+    blocks = [layer for layer in model.layers if isinstance(layer, Block)]
+    assert len(blocks) == 4 and {block.drop_path_rate for block in blocks} == {0.0}
     serve = tf.saved_model.load(summary["saved_model"]).signatures["serving_default"]
     answer = serve(images=tf.zeros((2, 45, 37, 3), tf.uint8))
     assert answer["probabilities"].shape == (2, 3)
@@ -168,6 +175,7 @@ def test_rerun_on_a_finished_run_refuses_and_overwrite_reproduces_it(
         "train", "--data-dir", image_folder, "--model", MICRO_MODEL,
         "--epochs", "2", "--steps-per-epoch", "1", "--batch-size", "4",
         "--validation-fraction", "0.25", "--warmup-epochs", "0.5",
+        "--erasing", "0.5", "--regularize-from-epochs", "3",
         "--output", trained_run, "--seed", "0", "--verbose", "0",
     ]
     first = read_rows(os.path.join(trained_run, "log.csv"))
