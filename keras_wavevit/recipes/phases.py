@@ -24,6 +24,7 @@ from keras_wavevit.recipes import augmentation as augmentation_lib
 from keras_wavevit.recipes import budget as budget_lib
 from keras_wavevit.recipes import callbacks as callbacks_lib
 from keras_wavevit.recipes import data as data_lib
+from keras_wavevit.recipes.distribute import distribute_dataset_options
 from keras_wavevit.recipes.network import build_model, compile_network
 
 # Pixels of the diagonal test-time shifts scored after runs trained with
@@ -98,7 +99,7 @@ def load_data(config, image_size):
         steps = min(steps, config.steps_per_epoch)
     validation = data_lib.eval_pipeline(splits.validation, splits.num_classes, config.batch_size)
     if config.strategy == "multiworker":
-        validation = _distributed(validation)
+        validation = distribute_dataset_options(validation)
     images, labels = next(iter(splits.validation.shuffle(splits.num_validation, seed=0).batch(16)))
     return RunData(splits, _train_pipeline(config, splits, image_size).take(steps), validation,
                    steps, image_size, images.numpy(), labels.numpy())
@@ -116,13 +117,9 @@ def _train_pipeline(config, splits, image_size):
         mixup_alpha=config.mixup, cutmix_alpha=config.cutmix,
         shuffle_buffer=splits.num_train, seed=config.seed,
     )
-    return _distributed(train_data) if config.strategy == "multiworker" else train_data
-
-
-def _distributed(dataset):
-    from keras_wavevit.recipes.distribute import distribute_dataset_options
-
-    return distribute_dataset_options(dataset)
+    if config.strategy == "multiworker":
+        return distribute_dataset_options(train_data)
+    return train_data
 
 
 def _read_splits(config, image_size):
